@@ -1,0 +1,81 @@
+# Keeper — run `make help` for the list of targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+
+.PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status run \
+        test test-unit test-integration test-e2e check fmt clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) ## Create the Python environment (pinned by constraints.txt)
+
+kafka-up: $(STAMP) ## Fetch the broker jars (once) and start a single-node KRaft broker on :9092
+	infra/kafka/kafka.sh up
+
+kafka-down: ## Stop the local broker
+	infra/kafka/kafka.sh down
+
+db-up: ## Install PostgreSQL if missing and start the project's cluster on :5544
+	infra/postgres/pg.sh up
+
+db-down: ## Stop the project's PostgreSQL cluster
+	infra/postgres/pg.sh down
+
+migrate: $(STAMP) ## Apply database migrations (DATABASE_URL or the local cluster)
+	$(PY) -m db.migrate upgrade
+
+topics: $(STAMP) ## Create the pipeline's Kafka topics with their policies (idempotent)
+	$(PY) -m stream_agents.topology
+
+up: kafka-up db-up migrate topics ## Start every service in the background
+	@infra/keeper.sh up
+
+down: ## Stop every service
+	@infra/keeper.sh down
+	@infra/kafka/kafka.sh down
+	@infra/postgres/pg.sh down
+
+status: ## Show which services are running
+	@infra/keeper.sh status
+
+run: up ## Start the whole system (broker, database, migrations, topics, API) and print where it is
+	@infra/keeper.sh banner
+
+test: $(STAMP) ## Run every test tier (unit, integration, e2e) against real services
+	$(PYTEST) tests
+
+test-unit: $(STAMP) ## Run the unit tier (no I/O)
+	$(PYTEST) tests/unit
+
+test-integration: $(STAMP) ## Run the integration tier (real Kafka and PostgreSQL)
+	$(PYTEST) tests/integration
+
+test-e2e: $(STAMP) ## Run the end-to-end tier
+	$(PYTEST) tests/e2e
+
+check: $(STAMP) ## Lint, format check and type check; never rewrites files
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy domain schemas db ingest_api stream_agents ops_console
+
+fmt: $(STAMP) ## Format and auto-fix the code
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean: down ## Stop everything and delete local state (.local/)
+	rm -rf .local

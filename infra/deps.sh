@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages Keeper needs on this machine, and only those that are missing:
+# Python 3.11 with venv, a Java 17 runtime and Maven (for the Kafka broker jars),
+# PostgreSQL, and a compose client to validate docker-compose.yml. Needs root (or sudo)
+# when something is missing; a no-op otherwise.
+set -euo pipefail
+
+missing=()
+command -v python3.11 >/dev/null || missing+=(python3.11 python3.11-venv)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v runuser >/dev/null || missing+=(util-linux)
+# Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
+  || missing+=(docker-compose)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

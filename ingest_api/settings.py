@@ -1,0 +1,33 @@
+"""Settings of the ingest API process, from the environment (one class per process)."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-order-id-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEPER_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KEEPER_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    database_url: str = Field(
+        "postgresql+psycopg2://keeper:keeper@127.0.0.1:5544/keeper",
+        validation_alias=AliasChoices("DATABASE_URL", "KEEPER_DATABASE_URL"),
+    )
+    order_id_secret: SecretStr = SecretStr(DEV_SECRET)
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+    readiness_timeout_s: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Self:
+        if self.env == "production" and self.order_id_secret.get_secret_value() == DEV_SECRET:
+            raise ValueError("KEEPER_ORDER_ID_SECRET must be set outside development")
+        return self

@@ -1,0 +1,10 @@
+"""Versioned wire schemas of every Keeper message (see :mod:`schemas.envelope`).
+
+Importing this package registers every schema with :mod:`schemas.registry`.
+"""
+
+from schemas import cards, ledger, orders
+from schemas.envelope import Envelope, Message
+from schemas.registry import SchemaError, decode, encode
+
+__all__ = ["Envelope", "Message", "SchemaError", "cards", "decode", "encode", "ledger", "orders"]

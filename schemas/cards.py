@@ -1,0 +1,101 @@
+"""Card assignment on ``card-pool`` (key: pool id) and card/partner configuration.
+
+Configuration messages go to compacted topics keyed by entity id: the newest message per key
+is the entity's current configuration, so an agent that starts fresh reads the whole topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, StrictInt
+
+from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
+from schemas.orders import MaskedPan, PartnerId
+from schemas.registry import register
+
+PoolId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+FeeBp = Annotated[StrictInt, Field(ge=0, le=10_000)]
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+    RETIRED = "retired"
+
+
+class PartnerStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+@register
+class AssignCard(Message):
+    """Ask the pool agent for a card that can take ``amount_minor`` now."""
+
+    TYPE = "card.assign"
+
+    pool_id: PoolId
+    uid: uuid.UUID
+    amount_minor: AmountMinor
+    currency: Currency
+
+    def message_key(self) -> str:
+        return self.pool_id
+
+
+@register
+class ReleaseCard(Message):
+    """The order left the open states; its amount no longer occupies the card."""
+
+    TYPE = "card.release"
+
+    pool_id: PoolId
+    uid: uuid.UUID
+    approved: bool
+
+    def message_key(self) -> str:
+        return self.pool_id
+
+
+@register
+class CardConfigured(Message):
+    TYPE = "config.card"
+
+    card_id: str
+    pool_id: PoolId
+    pan_masked: MaskedPan
+    currency: Currency
+    status: CardStatus
+    expires_on: date
+    holiday_until: AwareDatetime | None = None
+    daily_limit_minor: NonNegativeMinor
+    monthly_limit_minor: NonNegativeMinor
+    daily_count_limit: Annotated[StrictInt, Field(ge=0)]
+    monthly_count_limit: Annotated[StrictInt, Field(ge=0)]
+    min_order_minor: AmountMinor
+    max_order_minor: AmountMinor
+    version: Annotated[StrictInt, Field(ge=1)]
+
+    def message_key(self) -> str:
+        return self.card_id
+
+
+@register
+class PartnerConfigured(Message):
+    TYPE = "config.partner"
+
+    partner_id: PartnerId
+    status: PartnerStatus
+    deposit_fee_bp: FeeBp
+    withdrawal_fee_bp: FeeBp
+    pool_id: PoolId | None = None
+    callback_url: str | None = None
+    version: Annotated[StrictInt, Field(ge=1)]
+
+    def message_key(self) -> str:
+        return self.partner_id

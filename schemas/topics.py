@@ -1,0 +1,67 @@
+"""Kafka topics of the pipeline: one place for names, keys, partitioning and retention.
+
+Keys decide ordering: everything about one order shares a partition of ``order-commands``
+and ``order-events`` (key: uid), everything about one partner's money shares a partition of
+``partner-ledger`` (key: partner id), card assignment is serialised per pool (key: pool id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Cleanup(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    partitions: int = 4
+    cleanup: Cleanup = Cleanup.DELETE
+    retention_ms: int | None = 7 * 24 * 3600 * 1000
+    doc: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """Topic-level configs for the admin client."""
+        cfg = {"cleanup.policy": self.cleanup.value, **self.extra}
+        if self.cleanup is Cleanup.DELETE and self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+ORDER_COMMANDS = TopicSpec("order-commands", key="uid", doc="commands to the order agent")
+ORDER_EVENTS = TopicSpec(
+    "order-events",
+    key="uid",
+    retention_ms=None,  # the event log is the record of what happened: kept
+    extra={"retention.ms": "-1"},
+    doc="what happened to orders; everything downstream reads it",
+)
+PARTNER_LEDGER = TopicSpec("partner-ledger", key="partner_id", doc="balance operations")
+CARD_POOL = TopicSpec("card-pool", key="pool_id", doc="card assignment requests")
+OPERATOR_DECISIONS = TopicSpec(
+    "operator-decisions", key="uid", doc="orders awaiting an operator's verdict"
+)
+CONFIG_PARTNERS = TopicSpec(
+    "config-partners", key="partner_id", cleanup=Cleanup.COMPACT, partitions=1, doc="partners"
+)
+CONFIG_CARDS = TopicSpec(
+    "config-cards", key="card_id", cleanup=Cleanup.COMPACT, partitions=1, doc="cards and pools"
+)
+DEAD_LETTERS = TopicSpec("dead-letters", key="source", partitions=1, doc="undecodable messages")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    ORDER_COMMANDS,
+    ORDER_EVENTS,
+    PARTNER_LEDGER,
+    CARD_POOL,
+    OPERATOR_DECISIONS,
+    CONFIG_PARTNERS,
+    CONFIG_CARDS,
+    DEAD_LETTERS,
+)

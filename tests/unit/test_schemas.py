@@ -1,0 +1,208 @@
+"""Every registered message survives encode → decode unchanged; bad bytes never decode."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+import schemas
+from schemas import cards, ledger, orders
+from schemas.envelope import Message
+from schemas.registry import (
+    SchemaError,
+    decode,
+    encode,
+    register,
+    register_upcaster,
+    registered,
+)
+
+UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")
+NOW = datetime(2026, 11, 28, 4, 16, 31, 123456, tzinfo=UTC)
+
+
+def snapshot(**overrides: Any) -> orders.OrderSnapshot:
+    fields: dict[str, Any] = {
+        "uid": UID,
+        "version": 2,
+        "partner_id": "acme",
+        "partner_order_id": "inv-1001",
+        "direction": orders.Direction.DEPOSIT,
+        "status": orders.Status.NEW,
+        "amount_minor": 150_000,
+        "fee_minor": 3_000,
+        "currency": "RUB",
+        "card_id": "card-7",
+        "card_masked": "220220******1234",
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(minutes=15),
+    }
+    return orders.OrderSnapshot(**(fields | overrides))
+
+
+EXAMPLES: list[Message] = [
+    orders.OpenOrder(
+        uid=UID,
+        partner_id="acme",
+        partner_order_id="inv-1001",
+        direction=orders.Direction.WITHDRAWAL,
+        amount_minor=99_00,
+        currency="USD",
+        ttl_s=900,
+        callback_url="https://acme.example/cb",
+        request_sha256="0" * 64,
+    ),
+    orders.ConfirmPayment(uid=UID, payer_card_masked="411111******1111", payer_card_ciphertext="x"),
+    orders.DecideOrder(
+        uid=UID, verdict=orders.Verdict.REJECT, operator="olga", reason="no money", decision_id=UID
+    ),
+    orders.CancelOrder(uid=UID, partner_id="acme"),
+    orders.ExpireOrder(uid=UID, now=NOW),
+    orders.OrderOpened(order=snapshot(status=orders.Status.PENDING, version=1, card_id=None)),
+    orders.OrderCreated(order=snapshot()),
+    orders.OrderDeclined(order=snapshot(status=orders.Status.DECLINED), reason="no_requisite"),
+    orders.PaymentConfirmed(order=snapshot(status=orders.Status.PROCESSING)),
+    orders.OrderApproved(order=snapshot(status=orders.Status.APPROVED, decided_by="olga")),
+    orders.OrderRejected(order=snapshot(status=orders.Status.REJECTED)),
+    orders.OrderFailed(order=snapshot(status=orders.Status.FAILED)),
+    orders.OrderExpired(order=snapshot(status=orders.Status.EXPIRED)),
+    orders.OrderCancelled(order=snapshot(status=orders.Status.CANCELLED)),
+    orders.DecisionNeeded(order=snapshot(status=orders.Status.PROCESSING)),
+    ledger.ApplyLedgerOp(
+        partner_id="acme",
+        uid=UID,
+        currency="RUB",
+        op=ledger.LedgerOp.HOLD,
+        amount_minor=10_000,
+        fee_minor=200,
+    ),
+    ledger.FundsHeld(partner_id="acme", uid=UID, currency="RUB", amount_minor=1, fee_minor=0),
+    ledger.HoldDeclined(
+        partner_id="acme", uid=UID, currency="RUB", available_minor=0, requested_minor=5
+    ),
+    cards.AssignCard(pool_id="main", uid=UID, amount_minor=500_00, currency="RUB"),
+    cards.ReleaseCard(pool_id="main", uid=UID, approved=True),
+    cards.CardConfigured(
+        card_id="card-7",
+        pool_id="main",
+        pan_masked="220220******1234",
+        currency="RUB",
+        status=cards.CardStatus.ACTIVE,
+        expires_on=date(2028, 5, 31),
+        holiday_until=None,
+        daily_limit_minor=1_000_000_00,
+        monthly_limit_minor=10_000_000_00,
+        daily_count_limit=100,
+        monthly_count_limit=1000,
+        min_order_minor=100_00,
+        max_order_minor=100_000_00,
+        version=3,
+    ),
+    cards.PartnerConfigured(
+        partner_id="acme",
+        status=cards.PartnerStatus.ACTIVE,
+        deposit_fee_bp=200,
+        withdrawal_fee_bp=150,
+        pool_id="main",
+        callback_url=None,
+        version=1,
+    ),
+]
+
+
+def test_every_registered_schema_has_an_example() -> None:
+    covered = {(type(m).TYPE, type(m).VERSION) for m in EXAMPLES}
+    keeper_schemas = {key for key in registered() if not key[0].startswith("test.")}
+    assert covered == keeper_schemas
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).TYPE)
+def test_round_trip(message: Message) -> None:
+    message_id = uuid.uuid4()
+    raw = encode(message, message_id=message_id, occurred_at=NOW)
+
+    env, decoded = decode(raw)
+
+    assert decoded == message
+    assert type(decoded) is type(message)
+    assert env.message_id == message_id
+    assert env.type == type(message).TYPE
+    assert env.schema_version == 1
+    assert env.occurred_at == NOW
+    assert env.key == message.message_key()
+
+
+def test_amounts_travel_as_integers() -> None:
+    raw = encode(EXAMPLES[0])
+    assert orjson.loads(raw)["payload"]["amount_minor"] == 9900
+
+
+def _open_order_payload(**overrides: Any) -> bytes:
+    body = orjson.loads(encode(EXAMPLES[0]))
+    body["payload"].update(overrides)
+    return orjson.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "why"),
+    [
+        ({"amount_minor": 99.5}, "float amount"),
+        ({"amount_minor": "9900"}, "amount as string"),
+        ({"amount_minor": 0}, "zero amount"),
+        ({"amount_minor": -1}, "negative amount"),
+        ({"amount_minor": 10**16}, "huge amount"),
+        ({"currency": "rub"}, "lowercase currency"),
+        ({"direction": "sideways"}, "unknown direction"),
+        ({"unexpected": 1}, "unknown field"),
+        ({"ttl_s": 5}, "ttl too short"),
+    ],
+)
+def test_bad_payloads_are_refused(overrides: dict[str, Any], why: str) -> None:
+    with pytest.raises(SchemaError):
+        decode(_open_order_payload(**overrides))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"type": "order.open"}',
+        orjson.dumps({"type": "order.nope", "schema_version": 1, "key": "k", "payload": {}}),
+        orjson.dumps({"type": "order.open", "schema_version": 9, "key": "k", "payload": {}}),
+    ],
+)
+def test_garbage_is_refused(raw: bytes) -> None:
+    with pytest.raises(SchemaError):
+        decode(raw)
+
+
+def test_old_versions_are_upcast() -> None:
+    @register
+    class GreetingV2(Message):
+        TYPE = "test.greeting"
+        VERSION = 2
+        name: str
+        polite: bool
+
+        def message_key(self) -> str:
+            return self.name
+
+    register_upcaster("test.greeting", 1, lambda p: {"name": p["who"], "polite": True})
+    old = orjson.dumps(
+        {"type": "test.greeting", "schema_version": 1, "key": "ann", "payload": {"who": "ann"}}
+    )
+
+    _, decoded = decode(old)
+
+    assert decoded == GreetingV2(name="ann", polite=True)
+
+
+def test_package_exports_codec() -> None:
+    assert schemas.decode is decode
+    assert schemas.encode is encode
