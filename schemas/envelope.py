@@ -19,9 +19,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from domain.money import MAX_AMOUNT_MINOR
+
 MessageType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-MAX_AMOUNT_MINOR = 10**15
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT_MINOR)]
 NonNegativeMinor = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_MINOR)]
 
