@@ -8,8 +8,10 @@ from typing import Annotated, Literal
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
+from db.engine import make_engine
 from ingest_api.settings import ApiSettings
 
 router = APIRouter(tags=["health"])
@@ -66,9 +68,10 @@ async def _check_kafka(settings: ApiSettings) -> str:
 
 async def _check_database(settings: ApiSettings) -> str:
     def ping() -> None:
-        engine = create_engine(
+        engine = make_engine(
             settings.database_url,
-            connect_args={"connect_timeout": int(settings.readiness_timeout_s)},
+            poolclass=NullPool,
+            connect_args={"connect_timeout": max(1, int(settings.readiness_timeout_s))},
         )
         try:
             with engine.connect() as conn:

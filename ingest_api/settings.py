@@ -7,6 +7,8 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.settings import DEFAULT_DATABASE_URL
+
 DEV_SECRET = "dev-only-order-id-secret-change-me"  # noqa: S105 - refused outside development
 
 
@@ -19,7 +21,7 @@ class ApiSettings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KEEPER_KAFKA_BOOTSTRAP_SERVERS"),
     )
     database_url: str = Field(
-        "postgresql+psycopg2://keeper:keeper@127.0.0.1:5544/keeper",
+        DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("DATABASE_URL", "KEEPER_DATABASE_URL"),
     )
     order_id_secret: SecretStr = SecretStr(DEV_SECRET)
