@@ -11,20 +11,12 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import Field, StrictInt
 
+from domain.cards import CardStatus
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
-from schemas.orders import MaskedPan, PartnerId
+from schemas.orders import EpochMs, FeeBp, MaskedPan, PartnerId, PoolId
 from schemas.registry import register
-
-PoolId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-FeeBp = Annotated[StrictInt, Field(ge=0, le=10_000)]
-
-
-class CardStatus(StrEnum):
-    ACTIVE = "active"
-    BLOCKED = "blocked"
-    RETIRED = "retired"
 
 
 class PartnerStatus(StrEnum):
@@ -34,10 +26,10 @@ class PartnerStatus(StrEnum):
 
 
 @register
-class AssignCard(Message):
+class RequestCard(Message):
     """Ask the pool agent for a card that can take ``amount_minor`` now."""
 
-    TYPE = "card.assign"
+    TYPE = "card.request"
 
     pool_id: PoolId
     uid: uuid.UUID
@@ -56,6 +48,8 @@ class ReleaseCard(Message):
 
     pool_id: PoolId
     uid: uuid.UUID
+    card_id: str
+    amount_minor: AmountMinor
     approved: bool
 
     def message_key(self) -> str:
@@ -72,7 +66,9 @@ class CardConfigured(Message):
     currency: Currency
     status: CardStatus
     expires_on: date
-    holiday_until: AwareDatetime | None = None
+    holiday_until_ms: EpochMs | None = None
+    bank: str | None = None
+    holder: str | None = None
     daily_limit_minor: NonNegativeMinor
     monthly_limit_minor: NonNegativeMinor
     daily_count_limit: Annotated[StrictInt, Field(ge=0)]

@@ -1,24 +1,23 @@
-"""Balance operations on ``partner-ledger`` (key: partner id) and their outcomes.
+"""Balance operations on ``partner-ledger`` and the postings they produce on ``ledger-events``.
 
-Every operation names the order it belongs to; the partner agent applies each (order, kind)
-once, so a redelivered message is a no-op.
+Both are keyed by partner id: one partner's money is changed by one agent, one operation at a
+time. Every operation names the order it belongs to; the partner agent applies each
+(order, kind) once, so a redelivered message is a no-op.
 """
 
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from domain.ledger import PostingKind
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
 from schemas.orders import PartnerId
 from schemas.registry import register
 
-
-class LedgerOp(StrEnum):
-    HOLD = "hold"
-    RELEASE = "release"
-    CAPTURE = "capture"
-    CREDIT_DEPOSIT = "deposit_credit"
+SignedMinor = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
 
 
 class _PartnerMessage(Message):
@@ -36,22 +35,30 @@ class ApplyLedgerOp(_PartnerMessage):
 
     TYPE = "ledger.apply"
 
-    op: LedgerOp
+    op: PostingKind
     amount_minor: AmountMinor
     fee_minor: NonNegativeMinor
 
 
+class Leg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    account: str = Field(min_length=1, max_length=100)
+    amount_minor: SignedMinor
+
+
 @register
-class FundsHeld(_PartnerMessage):
-    TYPE = "ledger.funds_held"
+class LedgerPosted(_PartnerMessage):
+    """One balanced transaction and the partner's balance right after it.
 
-    amount_minor: AmountMinor
-    fee_minor: NonNegativeMinor
+    ``balance_version`` counts the partner's applied operations in this currency, so a
+    snapshot writer keeps the newest balance whatever order it sees them in.
+    """
 
+    TYPE = "ledger.posted"
 
-@register
-class HoldDeclined(_PartnerMessage):
-    TYPE = "ledger.hold_declined"
-
+    kind: PostingKind
+    legs: list[Leg] = Field(min_length=2)
     available_minor: NonNegativeMinor
-    requested_minor: AmountMinor
+    held_minor: NonNegativeMinor
+    balance_version: Annotated[StrictInt, Field(ge=1)]

@@ -1,41 +1,35 @@
-"""Order commands (topic ``order-commands``) and order events (topic ``order-events``).
+"""Order commands (``order-commands``), replies (``order-replies``) and events (``order-events``).
 
-Commands are imperative and may be refused; events are past tense and are facts. Every
-event carries the order's snapshot after the change (``order``), so a consumer such as the
+Commands are imperative and may be refused; the order agent answers each command that names
+a ``reply`` with an :class:`OrderReply` keyed by the command's message id, which is how the API
+learns the outcome without reading the agent's table. Events are past tense and are facts;
+each carries the order's snapshot after the change (``order``), so a consumer such as the
 projector needs no other state to write a versioned upsert.
+
+Times inside payloads are epoch milliseconds (``*_ms``), like the domain's; the envelope's
+``occurred_at`` is when a command was issued and is the ``at_ms`` the core sees.
 """
 
 from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import Field, StrictBool, StrictInt
 
+from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, OrderStatus
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
 from schemas.registry import register
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+PoolId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 PartnerOrderId = Annotated[str, Field(min_length=1, max_length=128)]
 MaskedPan = Annotated[str, Field(pattern=r"^\d{6}\*+\d{4}$")]
+EpochMs = Annotated[StrictInt, Field(ge=0)]
+FeeBp = Annotated[StrictInt, Field(ge=0, le=10_000)]
 
-
-class Direction(StrEnum):
-    DEPOSIT = "deposit"
-    WITHDRAWAL = "withdrawal"
-
-
-class Status(StrEnum):
-    PENDING = "pending"
-    NEW = "new"
-    PROCESSING = "processing"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    DECLINED = "declined"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
+__all__ = ["DeclineReason", "Direction", "OrderStatus"]  # re-exported for wire users
 
 
 class Verdict(StrEnum):
@@ -54,9 +48,17 @@ class _OrderMessage(Message):
 # --- commands ---------------------------------------------------------------------------
 
 
+class _Command(_OrderMessage):
+    reply: StrictBool = False  # answer on order-replies (the API waits for it)
+
+
 @register
-class OpenOrder(_OrderMessage):
-    """A partner asked for a deposit or a withdrawal; the API has authenticated it."""
+class OpenOrder(_Command):
+    """A partner asked for a deposit or a withdrawal; the API has authenticated it.
+
+    The partner's terms at the moment of the request (fee rate, card pool) travel with the
+    command, so a tariff change never races an order in flight.
+    """
 
     TYPE = "order.open"
 
@@ -65,14 +67,45 @@ class OpenOrder(_OrderMessage):
     direction: Direction
     amount_minor: AmountMinor
     currency: Currency
-    ttl_s: Annotated[StrictInt, Field(ge=60, le=24 * 3600)]
+    ttl_s: Annotated[StrictInt, Field(ge=MIN_TTL_S, le=MAX_TTL_S)]
+    fee_bp: FeeBp
+    pool_id: PoolId | None = None
     callback_url: str | None = None
-    request_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 @register
-class ConfirmPayment(_OrderMessage):
-    """The payer pressed "I have paid" (deposit) or gave their card (withdrawal)."""
+class AssignCard(_Command):
+    """The pool agent reserved a card for a deposit."""
+
+    TYPE = "order.assign_card"
+
+    card_id: str = Field(min_length=1, max_length=64)
+    card_masked: MaskedPan
+
+
+@register
+class MarkFundsHeld(_Command):
+    """The partner agent holds a withdrawal's amount plus fee."""
+
+    TYPE = "order.mark_funds_held"
+
+
+@register
+class DeclineOrder(_Command):
+    """Resources could not be reserved; the order never becomes ``new``."""
+
+    TYPE = "order.decline"
+
+    reason: DeclineReason
+
+
+@register
+class ConfirmPayment(_Command):
+    """The payer pressed "I have paid" (deposit) or gave their card (withdrawal).
+
+    The full card number never travels in clear: ``payer_card_ciphertext`` is sealed by the
+    API with the card key and opened only where a role needs it.
+    """
 
     TYPE = "order.confirm_payment"
 
@@ -81,34 +114,32 @@ class ConfirmPayment(_OrderMessage):
 
 
 @register
-class DecideOrder(_OrderMessage):
-    """An operator's verdict on an order in ``processing``."""
+class DecideOrder(_Command):
+    """An operator's verdict on an order in ``processing``; ``decision_id`` names one click."""
 
     TYPE = "order.decide"
 
     verdict: Verdict
-    operator: Annotated[str, Field(min_length=1, max_length=64)]
-    reason: Annotated[str, Field(max_length=500)] = ""
+    operator: str = Field(min_length=1, max_length=64)
+    reason: str = Field(default="", max_length=500)
     decision_id: uuid.UUID
 
 
 @register
-class CancelOrder(_OrderMessage):
+class CancelOrder(_Command):
     TYPE = "order.cancel"
 
     partner_id: PartnerId
 
 
 @register
-class ExpireOrder(_OrderMessage):
+class ExpireOrder(_Command):
     """Raised by the order agent's timer when a ``new`` order outlives its TTL."""
 
     TYPE = "order.expire"
 
-    now: AwareDatetime
 
-
-# --- events -----------------------------------------------------------------------------
+# --- snapshot, replies and events -------------------------------------------------------
 
 
 class OrderSnapshot(Message):
@@ -121,21 +152,37 @@ class OrderSnapshot(Message):
     partner_id: PartnerId
     partner_order_id: PartnerOrderId
     direction: Direction
-    status: Status
+    status: OrderStatus
     amount_minor: AmountMinor
     fee_minor: NonNegativeMinor
     currency: Currency
+    ttl_s: Annotated[StrictInt, Field(ge=MIN_TTL_S, le=MAX_TTL_S)]
+    created_at_ms: EpochMs
+    expires_at_ms: EpochMs
+    updated_at_ms: EpochMs
     card_id: str | None = None
     card_masked: MaskedPan | None = None
     payer_card_masked: MaskedPan | None = None
-    decline_reason: str | None = None
+    decline_reason: DeclineReason | None = None
     decided_by: str | None = None
+    decision_id: str | None = None
     decision_reason: str | None = None
-    created_at: AwareDatetime
-    expires_at: AwareDatetime
 
     def message_key(self) -> str:
         return str(self.uid)
+
+
+@register
+class OrderReply(_OrderMessage):
+    """The outcome of one command, for whoever waits on it (keyed by uid, matched by id)."""
+
+    TYPE = "order.reply"
+
+    command_id: uuid.UUID
+    accepted: StrictBool
+    code: str | None = None  # a DomainError code when refused
+    message: str = ""
+    order: OrderSnapshot | None = None
 
 
 class _OrderEvent(Message):
@@ -149,6 +196,9 @@ class _OrderEvent(Message):
 class OrderOpened(_OrderEvent):
     TYPE = "order.opened"
 
+    pool_id: PoolId | None = None
+    callback_url: str | None = None
+
 
 @register
 class OrderCreated(_OrderEvent):
@@ -161,12 +211,12 @@ class OrderCreated(_OrderEvent):
 class OrderDeclined(_OrderEvent):
     TYPE = "order.declined"
 
-    reason: Literal["insufficient_funds", "no_requisite", "partner_inactive", "invalid"]
-
 
 @register
 class PaymentConfirmed(_OrderEvent):
     TYPE = "order.payment_confirmed"
+
+    payer_card_ciphertext: str | None = None
 
 
 @register

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -26,6 +26,9 @@ UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")
 NOW = datetime(2026, 11, 28, 4, 16, 31, 123456, tzinfo=UTC)
 
 
+NOW_MS = 1_795_925_791_123
+
+
 def snapshot(**overrides: Any) -> orders.OrderSnapshot:
     fields: dict[str, Any] = {
         "uid": UID,
@@ -33,60 +36,98 @@ def snapshot(**overrides: Any) -> orders.OrderSnapshot:
         "partner_id": "acme",
         "partner_order_id": "inv-1001",
         "direction": orders.Direction.DEPOSIT,
-        "status": orders.Status.NEW,
+        "status": orders.OrderStatus.NEW,
         "amount_minor": 150_000,
         "fee_minor": 3_000,
         "currency": "RUB",
+        "ttl_s": 900,
+        "created_at_ms": NOW_MS,
+        "expires_at_ms": NOW_MS + 900_000,
+        "updated_at_ms": NOW_MS + 15,
         "card_id": "card-7",
         "card_masked": "220220******1234",
-        "created_at": NOW,
-        "expires_at": NOW + timedelta(minutes=15),
     }
     return orders.OrderSnapshot(**(fields | overrides))
 
 
+S = orders.OrderStatus
 EXAMPLES: list[Message] = [
     orders.OpenOrder(
         uid=UID,
+        reply=True,
         partner_id="acme",
         partner_order_id="inv-1001",
         direction=orders.Direction.WITHDRAWAL,
         amount_minor=99_00,
         currency="USD",
         ttl_s=900,
+        fee_bp=150,
+        pool_id="main",
         callback_url="https://acme.example/cb",
-        request_sha256="0" * 64,
     ),
+    orders.AssignCard(uid=UID, card_id="card-7", card_masked="220220******1234"),
+    orders.MarkFundsHeld(uid=UID),
+    orders.DeclineOrder(uid=UID, reason=orders.DeclineReason.NO_REQUISITE),
     orders.ConfirmPayment(uid=UID, payer_card_masked="411111******1111", payer_card_ciphertext="x"),
     orders.DecideOrder(
-        uid=UID, verdict=orders.Verdict.REJECT, operator="olga", reason="no money", decision_id=UID
+        uid=UID,
+        reply=True,
+        verdict=orders.Verdict.REJECT,
+        operator="olga",
+        reason="no money",
+        decision_id=UID,
     ),
     orders.CancelOrder(uid=UID, partner_id="acme"),
-    orders.ExpireOrder(uid=UID, now=NOW),
-    orders.OrderOpened(order=snapshot(status=orders.Status.PENDING, version=1, card_id=None)),
+    orders.ExpireOrder(uid=UID),
+    orders.OrderReply(
+        uid=UID,
+        command_id=UID,
+        accepted=False,
+        code="illegal_transition",
+        message="order is approved",
+        order=snapshot(status=S.APPROVED),
+    ),
+    orders.OrderOpened(
+        order=snapshot(status=S.PENDING, version=1, card_id=None, card_masked=None),
+        pool_id="main",
+    ),
     orders.OrderCreated(order=snapshot()),
-    orders.OrderDeclined(order=snapshot(status=orders.Status.DECLINED), reason="no_requisite"),
-    orders.PaymentConfirmed(order=snapshot(status=orders.Status.PROCESSING)),
-    orders.OrderApproved(order=snapshot(status=orders.Status.APPROVED, decided_by="olga")),
-    orders.OrderRejected(order=snapshot(status=orders.Status.REJECTED)),
-    orders.OrderFailed(order=snapshot(status=orders.Status.FAILED)),
-    orders.OrderExpired(order=snapshot(status=orders.Status.EXPIRED)),
-    orders.OrderCancelled(order=snapshot(status=orders.Status.CANCELLED)),
-    orders.DecisionNeeded(order=snapshot(status=orders.Status.PROCESSING)),
+    orders.OrderDeclined(
+        order=snapshot(status=S.DECLINED, decline_reason=orders.DeclineReason.NO_REQUISITE)
+    ),
+    orders.PaymentConfirmed(order=snapshot(status=S.PROCESSING), payer_card_ciphertext="sealed"),
+    orders.OrderApproved(order=snapshot(status=S.APPROVED, decided_by="olga")),
+    orders.OrderRejected(order=snapshot(status=S.REJECTED)),
+    orders.OrderFailed(order=snapshot(status=S.FAILED)),
+    orders.OrderExpired(order=snapshot(status=S.EXPIRED)),
+    orders.OrderCancelled(order=snapshot(status=S.CANCELLED)),
+    orders.DecisionNeeded(order=snapshot(status=S.PROCESSING)),
     ledger.ApplyLedgerOp(
         partner_id="acme",
         uid=UID,
         currency="RUB",
-        op=ledger.LedgerOp.HOLD,
+        op=ledger.PostingKind.HOLD,
         amount_minor=10_000,
         fee_minor=200,
     ),
-    ledger.FundsHeld(partner_id="acme", uid=UID, currency="RUB", amount_minor=1, fee_minor=0),
-    ledger.HoldDeclined(
-        partner_id="acme", uid=UID, currency="RUB", available_minor=0, requested_minor=5
+    ledger.LedgerPosted(
+        partner_id="acme",
+        uid=UID,
+        currency="RUB",
+        kind=ledger.PostingKind.DEPOSIT_CREDIT,
+        legs=[
+            ledger.Leg(account="external:settlement", amount_minor=-10_000),
+            ledger.Leg(account="partner:acme:available", amount_minor=9_800),
+            ledger.Leg(account="system:fees", amount_minor=200),
+        ],
+        available_minor=9_800,
+        held_minor=0,
+        balance_version=1,
     ),
-    cards.AssignCard(pool_id="main", uid=UID, amount_minor=500_00, currency="RUB"),
-    cards.ReleaseCard(pool_id="main", uid=UID, approved=True),
+    cards.RequestCard(pool_id="main", uid=UID, amount_minor=500_00, currency="RUB"),
+    cards.ReleaseCard(
+        pool_id="main", uid=UID, card_id="card-7", amount_minor=500_00, approved=True
+    ),
     cards.CardConfigured(
         card_id="card-7",
         pool_id="main",
@@ -94,7 +135,9 @@ EXAMPLES: list[Message] = [
         currency="RUB",
         status=cards.CardStatus.ACTIVE,
         expires_on=date(2028, 5, 31),
-        holiday_until=None,
+        holiday_until_ms=None,
+        bank="Sber",
+        holder="IVAN P",
         daily_limit_minor=1_000_000_00,
         monthly_limit_minor=10_000_000_00,
         daily_count_limit=100,
