@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.topics import ALL_TOPICS, Cleanup
 from stream_agents.topology import ensure_topics
