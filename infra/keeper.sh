@@ -10,6 +10,7 @@ STATE="${KEEPER_STATE:-$ROOT/.local}"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 PY="$ROOT/.venv/bin/python"
+cd "$ROOT"
 
 # name|command|health URL ("-" when the component has no HTTP health check).
 # Components join this list as they are built (see README "Layout").
@@ -24,7 +25,9 @@ start_one() {
     echo "$name: already running (pid $(cat "$pidfile"))"
     return
   fi
-  (cd "$ROOT" && nohup $cmd >>"$LOGS/$name.log" 2>&1 & echo $! >"$pidfile")
+  # Detached from our stdout/stderr: a caller capturing them must not wait on the child.
+  nohup $cmd >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
   echo "$name: started (pid $(cat "$pidfile"), log $LOGS/$name.log)"
 }
 
