@@ -22,11 +22,13 @@ from sqlalchemy.orm import selectinload
 from db.engine import make_engine, session_factory
 from db.migrate import alembic_config, downgrade, upgrade
 from db.models import (
+    ApiNonce,
     AuditLog,
     BalanceSnapshot,
     Base,
     Card,
     CardPool,
+    ConsoleSession,
     ConsoleUser,
     LedgerPosting,
     Order,
@@ -169,6 +171,21 @@ def test_upgrade_downgrade_upgrade_round_trip(fresh_database_url: str) -> None:
     engine.dispose()
 
 
+def test_revision_0002_downgrades_to_0001(fresh_database_url: str) -> None:
+    upgrade(fresh_database_url, "head")
+    downgrade(fresh_database_url, "0001")
+    tables, _ = schema_objects(fresh_database_url)
+    assert not tables & {"console_sessions", "api_nonces"}
+    engine = make_engine(fresh_database_url)
+    try:
+        with engine.connect() as conn:
+            columns = {column["name"] for column in inspect(conn).get_columns("orders")}
+    finally:
+        engine.dispose()
+    assert "payer_card_encrypted" not in columns
+    assert "payer_card_masked" in columns
+
+
 def schema_diff(url: str, metadata: MetaData) -> list[Any]:
     engine = make_engine(url)
     try:
@@ -287,6 +304,43 @@ def test_console_password_must_be_argon2id(engine: Engine) -> None:
         ConsoleUser,
         **(user | {"username": "ops2", "password_hash": "hunter2"}),
     )
+
+
+def test_console_session_stores_a_32_byte_digest(engine: Engine) -> None:
+    user_id = uuid.uuid4()
+    insert(
+        engine,
+        ConsoleUser,
+        id=user_id,
+        username="ops",
+        role="operator",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+    )
+    now = datetime.now(UTC)
+    row = {"user_id": user_id, "expires_at": now + timedelta(hours=1)}
+    insert(engine, ConsoleSession, token_sha256=bytes(32), **row)
+    refused(
+        engine,
+        "ck_console_sessions_token_sha256_length",
+        ConsoleSession,
+        token_sha256=b"a-raw-token",
+        **row,
+    )
+    refused(
+        engine,
+        "ck_console_sessions_expires_after_created",
+        ConsoleSession,
+        token_sha256=bytes([1] * 32),
+        **(row | {"expires_at": now - timedelta(hours=1)}),
+    )
+
+
+def test_a_nonce_is_recorded_once_per_key(engine: Engine) -> None:
+    row = {"key_id": "kp_1", "nonce": "n" * 16, "expires_at": datetime.now(UTC)}
+    insert(engine, ApiNonce, **row)
+    insert(engine, ApiNonce, **(row | {"key_id": "kp_2"}))
+    refused(engine, "pk_api_nonces", ApiNonce, **row)
+    refused(engine, "ck_api_nonces_nonce_length", ApiNonce, **(row | {"nonce": "n" * 65}))
 
 
 # --- balances -----------------------------------------------------------------------------

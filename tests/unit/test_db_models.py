@@ -27,10 +27,12 @@ def by_name(table: Table) -> str:
 
 def test_schema_has_the_expected_tables() -> None:
     assert {table.name for table in TABLES} == {
+        "api_nonces",
         "audit_log",
         "balance_snapshots",
         "card_pools",
         "cards",
+        "console_sessions",
         "console_users",
         "ledger_postings",
         "order_events",

@@ -1,0 +1,193 @@
+"""Console users: argon2id password hashes, roles, password change.
+
+Passwords are hashed with argon2-cffi's ``PasswordHasher`` (argon2id, RFC 9106 "low memory"
+profile: 64 MiB, 3 passes), the only format the ``console_users`` CHECK accepts.
+:func:`authenticate` does the same work whether or not the user exists (it verifies against a
+dummy hash), so response times do not reveal which usernames are valid.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.models import CONSOLE_ROLES, ConsoleSession
+from db.models import ConsoleUser as UserRow
+from db.repositories import audit
+from db.repositories._common import as_uuid, insert
+from db.repositories.errors import AlreadyExists, InvalidInput, NotFound
+
+MIN_PASSWORD_LENGTH: Final = 12
+MAX_PASSWORD_LENGTH: Final = 1024
+_USERNAME: Final = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
+
+_hasher: Final = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """Who is signed in to the console; never carries the password hash."""
+
+    id: uuid.UUID
+    username: str
+    role: str
+    password_changed_at: datetime
+
+
+def _view(row: UserRow) -> ConsoleUser:
+    return ConsoleUser(
+        id=row.id,
+        username=row.username,
+        role=row.role,
+        password_changed_at=row.password_changed_at,
+    )
+
+
+@cache
+def _dummy_hash() -> str:
+    """A real argon2id hash of nothing anyone types, for unknown usernames."""
+    return _hasher.hash(uuid.uuid4().hex)
+
+
+def normalise_username(username: str) -> str:
+    name = username.strip().lower()
+    if not _USERNAME.fullmatch(name):
+        raise InvalidInput("username must be 1-64 characters of a-z, 0-9, '.', '_', '@', '-'")
+    return name
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters long"
+        )
+    return password
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(_check_password(password))
+
+
+def _verify(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_user(
+    session: Session, username: str, password: str, role: str, actor: str
+) -> ConsoleUser:
+    if role not in CONSOLE_ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(CONSOLE_ROLES)}")
+    name = normalise_username(username)
+    if session.scalar(select(UserRow.id).where(UserRow.username == name)) is not None:
+        raise AlreadyExists(f"user {name!r} already exists")
+    row = UserRow(id=uuid.uuid4(), username=name, password_hash=hash_password(password), role=role)
+    insert(
+        session,
+        row,
+        {"uq_console_users_username": lambda: AlreadyExists(f"user {name!r} already exists")},
+    )
+    session.refresh(row, ["password_changed_at"])
+    user = _view(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        entity="user",
+        entity_id=str(row.id),
+        before=None,
+        after={"username": name, "role": role, "is_active": True},
+    )
+    return user
+
+
+def get_user(session: Session, username: str) -> ConsoleUser | None:
+    row = session.scalars(
+        select(UserRow).where(UserRow.username == username.strip().lower())
+    ).one_or_none()
+    return None if row is None else _view(row)
+
+
+def authenticate(session: Session, username: str, password: str) -> ConsoleUser | None:
+    """The user if ``password`` is theirs and they are active, else ``None`` (one answer for
+    every failure, after the same amount of hashing work)."""
+    row = session.scalars(
+        select(UserRow).where(UserRow.username == username.strip().lower())
+    ).one_or_none()
+    if row is None or len(password) > MAX_PASSWORD_LENGTH:
+        _verify(_dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+        return None
+    if not _verify(row.password_hash, password) or not row.is_active:
+        return None
+    if _hasher.check_needs_rehash(row.password_hash):  # parameters were raised since
+        row.password_hash = _hasher.hash(password)
+    return _view(row)
+
+
+def change_password(
+    session: Session,
+    user_id: uuid.UUID | str,
+    current_password: str,
+    new_password: str,
+    *,
+    actor: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Replace the password if ``current_password`` is right; ``False`` otherwise.
+
+    ``actor`` defaults to the user (changing one's own password). A new password that breaks
+    the length rule raises :class:`InvalidInput` (``code = "invalid_input"``).
+
+    Every open session of the user is revoked: whoever might have known the old password
+    loses access too. The caller opens a fresh session for the person who changed it.
+    """
+    key = as_uuid(user_id)
+    row = None if key is None else session.get(UserRow, key, with_for_update=True)
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    new_hash = hash_password(new_password)
+    if not _verify(row.password_hash, current_password):
+        return False
+    moment = now or datetime.now(UTC)
+    row.password_hash = new_hash
+    row.password_changed_at = moment
+    session.execute(
+        update(ConsoleSession)
+        .where(ConsoleSession.user_id == row.id, ConsoleSession.revoked_at.is_(None))
+        .values(revoked_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    audit.record(
+        session,
+        actor=actor or row.username,
+        action="user.password_change",
+        entity="user",
+        entity_id=str(row.id),
+        before=None,
+        after={"username": row.username, "password_changed_at": moment},
+    )
+    return True
+
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "ConsoleUser",
+    "authenticate",
+    "change_password",
+    "create_user",
+    "get_user",
+    "hash_password",
+    "normalise_username",
+]
