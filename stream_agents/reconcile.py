@@ -1,0 +1,185 @@
+"""Reconciliation: check the invariants of DESIGN.md section 5 across PostgreSQL and Kafka.
+
+``python -m stream_agents.reconcile`` (``make reconcile``) prints every mismatch with the
+order or partner and the amount involved, and exits non-zero if there is any. The checks
+read only what the system publishes: PostgreSQL (the durable record), the ``order-events``
+log, and the partner agent's balance table as its changelog topic carries it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from db.engine import make_engine
+from db.settings import DatabaseSettings
+
+TERMINAL_TYPES = (
+    "order.approved",
+    "order.rejected",
+    "order.failed",
+    "order.declined",
+    "order.expired",
+    "order.cancelled",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    invariant: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.subject}: {self.detail}"
+
+
+def _rows(conn: Connection, sql: str, **params: object) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in conn.execute(text(sql), params)]
+
+
+def balances_match_postings(conn: Connection) -> list[Mismatch]:
+    """Invariant 1 (PostgreSQL side): each snapshot equals the sum of its account's postings."""
+    sql = """
+        WITH sums AS (
+            SELECT partner_id, currency,
+                   SUM(amount_minor) FILTER (WHERE split_part(account, ':', 3) = 'available') AS available,
+                   SUM(amount_minor) FILTER (WHERE split_part(account, ':', 3) = 'held') AS held
+            FROM ledger_postings WHERE partner_id IS NOT NULL
+            GROUP BY partner_id, currency
+        )
+        SELECT COALESCE(b.partner_id, s.partner_id), COALESCE(b.currency, s.currency),
+               COALESCE(b.available_minor, 0), COALESCE(b.held_minor, 0),
+               COALESCE(s.available, 0), COALESCE(s.held, 0)
+        FROM balance_snapshots b FULL JOIN sums s USING (partner_id, currency)
+        WHERE COALESCE(b.available_minor, 0) <> COALESCE(s.available, 0)
+           OR COALESCE(b.held_minor, 0) <> COALESCE(s.held, 0)
+           OR COALESCE(s.available, 0) < 0
+    """
+    return [
+        Mismatch(
+            "1",
+            f"partner {partner} {currency}",
+            f"snapshot available={avail} held={held}, postings available={p_avail} held={p_held}",
+        )
+        for partner, currency, avail, held, p_avail, p_held in _rows(conn, sql)
+    ]
+
+
+def one_terminal_state(conn: Connection) -> list[Mismatch]:
+    """Invariant 2: at most one terminal event per order, and the row agrees with the log."""
+    many = _rows(
+        conn,
+        """SELECT order_uid, array_agg(type ORDER BY seq) FROM order_events
+           WHERE type = ANY(:types) GROUP BY order_uid HAVING COUNT(*) > 1""",
+        types=list(TERMINAL_TYPES),
+    )
+    drift = _rows(
+        conn,
+        """SELECT o.uid, o.status, o.version, e.seq, e.type
+           FROM orders o
+           JOIN LATERAL (SELECT seq, type FROM order_events WHERE order_uid = o.uid
+                         ORDER BY seq DESC LIMIT 1) e ON true
+           WHERE o.version <> e.seq""",
+    )
+    return [
+        Mismatch("2", f"order {uid}", f"several terminal events: {types}") for uid, types in many
+    ] + [
+        Mismatch("2", f"order {uid}", f"row at version {ver} ({st}), log at {seq} ({typ})")
+        for uid, st, ver, seq, typ in drift
+    ]
+
+
+def postings_fit_outcomes(conn: Connection) -> list[Mismatch]:
+    """Invariant 2: each order's postings are the one set its outcome calls for."""
+    sql = """
+        WITH k AS (SELECT order_uid, array_agg(DISTINCT kind ORDER BY kind) AS kinds
+                   FROM ledger_postings GROUP BY order_uid)
+        SELECT o.uid, o.direction, o.status, COALESCE(k.kinds, '{}')
+        FROM orders o LEFT JOIN k ON k.order_uid = o.uid
+        WHERE NOT (
+            (o.direction = 'deposit' AND o.status = 'approved'
+                AND COALESCE(k.kinds, '{}') = '{deposit_credit}')
+         OR (o.direction = 'deposit' AND o.status <> 'approved' AND k.kinds IS NULL)
+         OR (o.direction = 'withdrawal' AND o.status = 'approved'
+                AND k.kinds = '{capture,hold}')
+         OR (o.direction = 'withdrawal' AND o.status IN ('rejected','failed','expired','cancelled')
+                AND k.kinds = '{hold,release}')
+         OR (o.direction = 'withdrawal' AND o.status IN ('new','processing')
+                AND k.kinds = '{hold}')
+         OR (o.direction = 'withdrawal' AND o.status IN ('pending','declined') AND k.kinds IS NULL)
+        )
+    """
+    return [
+        Mismatch("2", f"order {uid}", f"{direction} {status} has postings {list(kinds)}")
+        for uid, direction, status, kinds in _rows(conn, sql)
+    ]
+
+
+def fees_match_approved(conn: Connection) -> list[Mismatch]:
+    """Invariant 3: fees on the system account equal the fees of approved orders."""
+    sql = """
+        WITH booked AS (SELECT currency, SUM(amount_minor) AS fees FROM ledger_postings
+                        WHERE account = 'system:fees' GROUP BY currency),
+             earned AS (SELECT currency, SUM(fee_minor) AS fees FROM orders
+                        WHERE status = 'approved' GROUP BY currency)
+        SELECT COALESCE(b.currency, e.currency), COALESCE(b.fees, 0), COALESCE(e.fees, 0)
+        FROM booked b FULL JOIN earned e USING (currency)
+        WHERE COALESCE(b.fees, 0) <> COALESCE(e.fees, 0)
+    """
+    return [
+        Mismatch("3", f"currency {cur}", f"system fees {booked} <> approved orders' fees {earned}")
+        for cur, booked, earned in _rows(conn, sql)
+    ]
+
+
+def no_shared_card_amount(conn: Connection) -> list[Mismatch]:
+    """Invariant 4: no two open deposits share a card and an amount."""
+    sql = """
+        SELECT card_id, amount_minor, array_agg(uid) FROM orders
+        WHERE direction = 'deposit' AND status IN ('new', 'processing') AND card_id IS NOT NULL
+        GROUP BY card_id, amount_minor HAVING COUNT(*) > 1
+    """
+    return [
+        Mismatch("4", f"card {card}", f"open deposits {list(uids)} share amount {amount}")
+        for card, amount, uids in _rows(conn, sql)
+    ]
+
+
+def check_database(conn: Connection) -> list[Mismatch]:
+    checks = (
+        balances_match_postings,
+        one_terminal_state,
+        postings_fit_outcomes,
+        fees_match_approved,
+        no_shared_card_amount,
+    )
+    return [m for check in checks for m in check(conn)]
+
+
+def report(mismatches: Iterable[Mismatch]) -> int:
+    found = list(mismatches)
+    for mismatch in found:
+        print(mismatch)
+    print(f"reconcile: {len(found)} mismatch(es)")
+    return 1 if found else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DatabaseSettings().database_url)
+    args = parser.parse_args(argv)
+    engine = make_engine(args.database_url)
+    try:
+        with engine.connect() as conn:
+            return report(check_database(conn))
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
