@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -38,7 +39,7 @@ class Mismatch:
         return f"[{self.invariant}] {self.subject}: {self.detail}"
 
 
-def _rows(conn: Connection, sql: str, **params: object) -> list[tuple[object, ...]]:
+def _rows(conn: Connection, sql: str, **params: object) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
@@ -47,7 +48,8 @@ def balances_match_postings(conn: Connection) -> list[Mismatch]:
     sql = """
         WITH sums AS (
             SELECT partner_id, currency,
-                   SUM(amount_minor) FILTER (WHERE split_part(account, ':', 3) = 'available') AS available,
+                   SUM(amount_minor) FILTER (WHERE split_part(account, ':', 3) = 'available')
+                       AS available,
                    SUM(amount_minor) FILTER (WHERE split_part(account, ':', 3) = 'held') AS held
             FROM ledger_postings WHERE partner_id IS NOT NULL
             GROUP BY partner_id, currency

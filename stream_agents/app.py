@@ -1,0 +1,57 @@
+"""Keeper's stream agents as one Faust app: order, card pool and partner ledger.
+
+``create_app(settings)`` builds an app without touching the network, so tests can build
+several (each with its own id and topic prefix) and the CLI can use the module-level
+``app``. The topics must exist before the app starts: :func:`prepare` creates them with the
+catalogue's partitions and policies (Faust would otherwise let the broker auto-create them
+with its defaults, and a table would then disagree with its source on the partition count).
+
+The app never ``ask``\\s another agent, so Faust's reply-topic quirks (docs/decisions/0001)
+do not apply; processing is Faust's default at-least-once, which every handler tolerates.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from stream_agents import order_agent, partner_agent, pool_agent
+from stream_agents.bus import Bus
+from stream_agents.order_agent import epoch_ms_now
+from stream_agents.settings import AgentSettings
+from stream_agents.topology import ensure_topics
+
+
+def create_app(settings: AgentSettings | None = None) -> faust.App:
+    """The agents' app for ``settings`` (from the environment if not given)."""
+    settings = settings or AgentSettings()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.brokers(),
+        store=settings.store,
+        datadir=str(settings.datadir),
+        web_enabled=settings.web_enabled,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_metadata_max_age_ms=settings.metadata_max_age_ms,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    bus = Bus(app, settings)
+    order_agent.install(app, bus, settings)
+    pool_agent.install(app, bus, epoch_ms_now)
+    partner_agent.install(app, bus, epoch_ms_now)
+    return app
+
+
+async def prepare(settings: AgentSettings) -> list[str]:
+    """Create the pipeline's topics (idempotent); returns the names created."""
+    return await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        replication_factor=settings.topic_replication_factor,
+        prefix=settings.topic_prefix,
+    )
+
+
+#: For the Faust command line: ``faust -A stream_agents.app worker`` (topics made beforehand).
+app = create_app()

@@ -1,0 +1,184 @@
+"""What the order agent publishes for an order as it stands: a pure function of the table entry.
+
+Outputs depend on the stored entry only (the order plus its routing facts), never on the
+command that led there. That is what makes a repeated command safe: the agent re-publishes
+the outputs of the current state and they come out identical, ids and bytes, to the first
+time, so whatever a crash between the table write and the sends lost is sent again and
+whatever was not lost is dropped downstream by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from domain.ledger import PostingKind
+from domain.orders import DeclineReason, Direction, Order, OrderStatus
+from schemas import cards as wc
+from schemas import ledger as wl
+from schemas import orders as w
+from schemas.envelope import Message
+from schemas.topics import (
+    CARD_POOL,
+    OPERATOR_DECISIONS,
+    ORDER_COMMANDS,
+    ORDER_EVENTS,
+    ORDER_REPLIES,
+    PARTNER_LEDGER,
+)
+from stream_agents.wire import Out, message_id, order_from_dict, order_to_dict, snapshot, wire_event
+
+_S = OrderStatus
+
+#: Statuses an order only reaches after ``new``, i.e. with its card or its hold in place.
+_CLOSED_AFTER_NEW = frozenset({_S.APPROVED, _S.REJECTED, _S.FAILED, _S.EXPIRED, _S.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderEntry:
+    """One row of the ``orders`` table: the order and what the core does not keep.
+
+    ``waiting``: ids of ``order.open`` commands that asked for a reply while the order was
+    ``pending``; they are answered when it leaves ``pending``. ``answered``: the ids answered
+    by the step that produced the current version, kept so that a re-publication of this
+    version answers them again (a crash must not leave the API waiting in vain).
+    ``payer_card_ciphertext`` is kept so that a re-published ``order.payment_confirmed``
+    still carries it.
+    """
+
+    order: Order
+    pool_id: str | None = None
+    callback_url: str | None = None
+    payer_card_ciphertext: str | None = None
+    waiting: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **order_to_dict(self.order),
+            "pool_id": self.pool_id,
+            "callback_url": self.callback_url,
+            "payer_card_ciphertext": self.payer_card_ciphertext,
+            "waiting": list(self.waiting),
+            "answered": list(self.answered),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OrderEntry:
+        return cls(
+            order=order_from_dict(data),
+            pool_id=data.get("pool_id"),
+            callback_url=data.get("callback_url"),
+            payer_card_ciphertext=data.get("payer_card_ciphertext"),
+            waiting=tuple(data.get("waiting") or ()),
+            answered=tuple(data.get("answered") or ()),
+        )
+
+
+def state_outputs(entry: OrderEntry) -> list[Out]:
+    """The event of the current version, the side requests it implies, and owed replies."""
+    order = entry.order
+    event = wire_event(
+        order,
+        pool_id=entry.pool_id,
+        callback_url=entry.callback_url,
+        payer_card_ciphertext=entry.payer_card_ciphertext,
+    )
+    outputs = [_out(ORDER_EVENTS.name, event, order, event.TYPE)]
+    outputs.extend(_side_requests(entry))
+    outputs.extend(reply(order, uuid.UUID(cid), accepted=True) for cid in entry.answered)
+    return outputs
+
+
+def _side_requests(entry: OrderEntry) -> list[Out]:
+    order, status = entry.order, entry.order.status
+    if status is _S.PENDING:
+        return [_reserve(entry)]
+    if status is _S.PROCESSING:
+        return [_out(OPERATOR_DECISIONS.name, w.DecisionNeeded(order=snapshot(order)), order)]
+    if status not in _CLOSED_AFTER_NEW:
+        return []  # new: nothing to ask; declined: nothing was reserved
+    approved = status is _S.APPROVED
+    if order.direction is Direction.WITHDRAWAL:
+        return [_ledger(order, PostingKind.CAPTURE if approved else PostingKind.RELEASE)]
+    outputs = [_ledger(order, PostingKind.DEPOSIT_CREDIT)] if approved else []
+    if order.card_id is not None and entry.pool_id is not None:
+        outputs.append(release_card(entry.pool_id, order, order.card_id, approved=approved))
+    return outputs
+
+
+def _reserve(entry: OrderEntry) -> Out:
+    """A pending order asks for its resource: a card (deposit) or a hold (withdrawal).
+
+    A deposit without a card pool can never get a card, so the agent declines it by sending
+    itself ``order.decline``: one command, one event, and this output stays a function of
+    the pending state, so a re-publication repeats it too.
+    """
+    order = entry.order
+    if order.direction is Direction.WITHDRAWAL:
+        return _ledger(order, PostingKind.HOLD)
+    if entry.pool_id is None:
+        decline = w.DeclineOrder(uid=uuid.UUID(order.uid), reason=DeclineReason.NO_REQUISITE)
+        return _out(ORDER_COMMANDS.name, decline, order, decline.TYPE, decline.reason)
+    request = wc.RequestCard(
+        pool_id=entry.pool_id,
+        uid=uuid.UUID(order.uid),
+        amount_minor=order.amount_minor,
+        currency=order.currency,
+    )
+    return _out(CARD_POOL.name, request, order)
+
+
+def _ledger(order: Order, kind: PostingKind) -> Out:
+    op = wl.ApplyLedgerOp(
+        partner_id=order.partner_id,
+        uid=uuid.UUID(order.uid),
+        currency=order.currency,
+        op=kind,
+        amount_minor=order.amount_minor,
+        fee_minor=order.fee_minor,
+    )
+    return _out(PARTNER_LEDGER.name, op, order, op.TYPE, kind)
+
+
+def release_card(pool_id: str, order: Order, card_id: str, *, approved: bool) -> Out:
+    """Free ``card_id`` of ``order`` in its pool (adding to the card's turnover if approved)."""
+    release = wc.ReleaseCard(
+        pool_id=pool_id,
+        uid=uuid.UUID(order.uid),
+        card_id=card_id,
+        amount_minor=order.amount_minor,
+        approved=approved,
+    )
+    return _out(CARD_POOL.name, release, order, release.TYPE, card_id)
+
+
+def reply(
+    order: Order | None,
+    command_id: uuid.UUID,
+    *,
+    accepted: bool,
+    uid: str | None = None,
+    code: str | None = None,
+    message: str = "",
+    at_ms: int = 0,
+) -> Out:
+    """The answer to command ``command_id``, with the order as it stands (if it exists)."""
+    version = order.version if order is not None else 0
+    answer = w.OrderReply(
+        uid=uuid.UUID(order.uid if order is not None else str(uid)),
+        command_id=command_id,
+        accepted=accepted,
+        code=code,
+        message=message or (f"order is {order.status}" if order is not None else ""),
+        order=snapshot(order) if order is not None else None,
+    )
+    at = order.updated_at_ms if order is not None else at_ms
+    return Out(ORDER_REPLIES.name, answer, message_id(command_id, version, answer.TYPE), at)
+
+
+def _out(topic: str, message: Message, order: Order, *id_parts: object) -> Out:
+    """An output of ``order``'s current version, its id derived from uid and version."""
+    parts = id_parts or (message.TYPE,)
+    return Out(topic, message, message_id(order.uid, order.version, *parts), order.updated_at_ms)

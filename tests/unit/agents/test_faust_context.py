@@ -1,0 +1,123 @@
+"""The Faust wiring without a broker: each agent driven through ``agent.test_context()``.
+
+Sends are captured by replacing :meth:`Bus.send` and :meth:`Bus.dead_letter`, so what the
+tests see is exactly what the app would publish, and no producer is ever started.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+
+from domain.cards import CardStatus
+from domain.orders import Direction
+from schemas import cards as wc
+from schemas import orders as w
+from schemas.registry import encode
+from stream_agents.app import create_app
+from stream_agents.bus import Bus
+from stream_agents.settings import AgentSettings
+from stream_agents.wire import Out
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
+    captured: list[Out] = []
+
+    async def send(self: Bus, outputs: list[Out]) -> None:
+        captured.extend(outputs)
+
+    monkeypatch.setattr(Bus, "send", send)
+    return captured
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[faust.App]:
+    app = create_app(AgentSettings(app_id="unit", datadir=tmp_path, web_enabled=False))
+    yield app
+    # A table write asks the (never started) consumer for partition counts; creating it
+    # made a thread event loop that nothing else closes.
+    consumer: Any = app._consumer
+    if consumer is not None:
+        consumer._thread.thread_loop.close()
+
+
+async def test_open_is_stored_and_published(app: faust.App, sent: list[Out]) -> None:
+    uid = uuid.uuid4()
+    message = w.OpenOrder(
+        uid=uid,
+        partner_id="acme",
+        partner_order_id="inv-1",
+        direction=Direction.DEPOSIT,
+        amount_minor=150_000,
+        currency="RUB",
+        ttl_s=900,
+        fee_bp=200,
+        pool_id="pool-1",
+        reply=True,
+    )
+    async with app.agents["order-agent"].test_context() as agent:
+        await agent.put(key=str(uid).encode(), value=encode(message))
+    orders: Any = app.tables["orders"]
+    entry = orders[str(uid)]
+    assert entry["status"] == "pending"
+    assert len(entry["waiting"]) == 1
+    assert [out.message.TYPE for out in sent] == ["order.opened", "card.request"]
+
+
+async def test_undecodable_and_unexpected_messages_go_to_dead_letters(
+    app: faust.App, sent: list[Out], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parked: list[tuple[str, bytes | None, str]] = []
+
+    async def dead_letter(self: Bus, source: str, raw: bytes | None, reason: str) -> None:
+        parked.append((source, raw, reason))
+
+    monkeypatch.setattr(Bus, "dead_letter", dead_letter)
+    not_a_command = encode(
+        wc.RequestCard(pool_id="pool-1", uid=uuid.uuid4(), amount_minor=100, currency="RUB")
+    )
+    async with app.agents["order-agent"].test_context() as agent:
+        await agent.put(key=b"k", value=b"{not json")
+        await agent.put(key=b"k", value=not_a_command)
+    assert [(source, reason.split(":")[0]) for source, _, reason in parked] == [
+        ("order-commands", "undecodable"),
+        ("order-commands", "unexpected type card.request"),
+    ]
+    assert sent == []
+
+
+async def test_the_pool_agent_uses_the_configured_cards(app: faust.App, sent: list[Out]) -> None:
+    config = wc.CardConfigured(
+        card_id="card-1",
+        pool_id="pool-1",
+        pan_masked="220220******1234",
+        currency="RUB",
+        status=CardStatus.ACTIVE,
+        expires_on=date(2099, 12, 31),
+        daily_limit_minor=10**9,
+        monthly_limit_minor=10**10,
+        daily_count_limit=100,
+        monthly_count_limit=1000,
+        min_order_minor=100,
+        max_order_minor=10**8,
+        version=1,
+    )
+    request = wc.RequestCard(pool_id="pool-1", uid=uuid.uuid4(), amount_minor=5_000, currency="RUB")
+    async with app.agents["card-config"].test_context() as feeder:
+        await feeder.put(key=b"card-1", value=encode(config))
+    async with app.agents["pool-agent"].test_context() as pool:
+        await pool.put(key=b"pool-1", value=encode(request))
+    [answer] = [out.message for out in sent]
+    assert isinstance(answer, w.AssignCard)
+    assert (answer.uid, answer.card_id) == (request.uid, "card-1")
+    pools: Any = app.tables["pools"]
+    assert pools["pool-1"]["cards"]["card-1"]["open"] == {
+        str(request.uid): [5_000, sent[0].occurred_at_ms]
+    }
