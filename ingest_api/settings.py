@@ -26,6 +26,12 @@ class ApiSettings(BaseSettings):
     )
     order_id_secret: SecretStr = SecretStr(DEV_SECRET)
     max_body_bytes: int = Field(64 * 1024, gt=0)
+    public_base_url: str = "http://127.0.0.1:8000"
+    topic_prefix: str = ""
+    create_wait_s: float = Field(5.0, gt=0, description="wait this long for a card or a hold")
+    command_wait_s: float = Field(5.0, gt=0)
+    session_idle_s: int = Field(30 * 60, gt=0)
+    session_absolute_s: int = Field(12 * 3600, gt=0)
     readiness_timeout_s: float = Field(3.0, gt=0)
 
     @model_validator(mode="after")

@@ -27,6 +27,8 @@ def test_supervisor_starts_a_ready_api_and_stops_it(
         "DATABASE_URL": migrated_database_url,
     }
     base = f"http://127.0.0.1:{API_PORT}"
+    topics = run_infra(".venv/bin/python", "-m", "stream_agents.topology", env=env)
+    assert topics.returncode == 0, topics.stdout + topics.stderr
     up = run_infra("infra/keeper.sh", "up", env=env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

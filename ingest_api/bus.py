@@ -1,0 +1,137 @@
+"""The API's side of Kafka: publish commands, and wait for the order agent's replies.
+
+Every API process reads all partitions of ``order-replies`` from the end (no consumer group:
+each process must see every reply, since any of them may be the one waiting). A waiter is
+registered *before* its command is published, so a fast reply cannot slip past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.envelope import Message
+from schemas.orders import OrderReply
+from schemas.registry import SchemaError, decode, encode
+from schemas.topics import ORDER_COMMANDS, ORDER_REPLIES
+
+log = logging.getLogger(__name__)
+
+
+class CommandBus:
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "") -> None:
+        self._bootstrap = bootstrap_servers
+        self._commands_topic = topic_prefix + ORDER_COMMANDS.name
+        self._replies_topic = topic_prefix + ORDER_REPLIES.name
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiters: dict[uuid.UUID, asyncio.Future[OrderReply]] = {}
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",  # an acknowledged order must survive a broker failure
+            enable_idempotence=True,
+            linger_ms=1,
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await self._consumer.start()
+        partitions = await self._wait_for_partitions(self._consumer)
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end offsets now, before any command goes out
+            await self._consumer.position(tp)
+        self._reader = asyncio.create_task(self._read_replies(), name="order-replies")
+
+    async def _wait_for_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Every partition of the replies topic (read through the admin client: a consumer
+        without a subscription keeps no metadata for it)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            for _ in range(50):
+                [described] = await admin.describe_topics([self._replies_topic])
+                partitions = sorted(p["partition"] for p in described.get("partitions") or [])
+                if partitions:
+                    return [TopicPartition(self._replies_topic, p) for p in partitions]
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        raise RuntimeError(f"topic {self._replies_topic} does not exist (run make topics)")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for waiter in self._waiters.values():
+            waiter.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(self, command: Message) -> uuid.UUID:
+        """Publish ``command`` and wait for the broker's acknowledgement; return its id."""
+        assert self._producer is not None, "CommandBus.start() first"
+        command_id = uuid.uuid4()
+        await self._publish(command, command_id)
+        return command_id
+
+    async def ask(self, command: Message, timeout_s: float) -> tuple[uuid.UUID, OrderReply | None]:
+        """Publish ``command`` and wait up to ``timeout_s`` for its reply (None on timeout).
+
+        The command is acknowledged by the broker before the wait starts, so a timeout never
+        means the command was lost: it will still be processed.
+        """
+        assert self._producer is not None, "CommandBus.start() first"
+        command_id = uuid.uuid4()
+        waiter: asyncio.Future[OrderReply] = asyncio.get_running_loop().create_future()
+        self._waiters[command_id] = waiter
+        try:
+            await self._publish(command, command_id)
+            try:
+                return command_id, await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+            except TimeoutError:
+                return command_id, None
+        finally:
+            self._waiters.pop(command_id, None)
+
+    async def _publish(self, command: Message, command_id: uuid.UUID) -> None:
+        assert self._producer is not None
+        await self._producer.send_and_wait(
+            self._commands_topic,
+            key=command.message_key().encode(),
+            value=encode(command, message_id=command_id),
+        )
+
+    async def _read_replies(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self._dispatch(record.value)
+
+    def _dispatch(self, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            _, message = decode(raw)
+        except SchemaError as exc:
+            log.warning("undecodable reply skipped: %s", exc)
+            return
+        if not isinstance(message, OrderReply):
+            return
+        waiter = self._waiters.get(message.command_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(message)

@@ -1,0 +1,77 @@
+"""What endpoints depend on, as ``Annotated`` aliases: services, the caller, a DB session.
+
+The process builds one :class:`Services` at start-up (``app.state.services``); tests build
+their own. Endpoints never reach for globals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.crypto import SecretBox
+from db.repositories.api_keys import PgKeyLookup
+from ingest_api.bus import CommandBus
+from ingest_api.settings import ApiSettings
+from ingest_api.signing import AuthenticatedPartner, Verifier
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    settings: ApiSettings
+    bus: CommandBus
+    verifier: Verifier
+    sessions: sessionmaker[Session]
+    box: SecretBox
+    keys: PgKeyLookup | None = None  # to record a key's last use once a request verifies
+
+    async def db(self, fn: Callable[[Session], T], *, commit: bool = False) -> T:
+        """Run ``fn`` with a session in the thread pool (psycopg2 blocks); commit if asked."""
+
+        def run() -> T:
+            with self.sessions() as session:
+                result = fn(session)
+                if commit:
+                    session.commit()
+                return result
+
+        return await run_in_threadpool(run)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def current_partner(request: Request, services: ServicesDep) -> AuthenticatedPartner:
+    """Verify the request's HMAC signature over the raw path, query and body bytes."""
+    body = await request.body()
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    partner = await services.verifier.verify(
+        request.method,
+        raw_path.decode("latin-1"),
+        request.scope.get("query_string", b"").decode("latin-1"),
+        request.headers,
+        body,
+    )
+    if services.keys is not None:
+        await services.keys.mark_used(partner.key_id)
+    return partner
+
+
+CurrentPartner = Annotated[AuthenticatedPartner, Depends(current_partner)]
+
+
+def db_session(services: ServicesDep) -> Iterator[Session]:
+    with services.sessions() as session:
+        yield session

@@ -1,0 +1,136 @@
+"""One error shape for every refusal, and the mapping from core errors to HTTP.
+
+Every error response is ``{"error": {"code": ..., "message": ..., "details": [...]}}`` with a
+stable, machine-readable ``code``. Domain and authentication errors carry no HTTP status;
+this module is the only place that decides one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from db.repositories.errors import RepositoryError
+from domain.errors import DomainError
+from ingest_api.signing import AuthError
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """An error raised by an endpoint, with the status it answers."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+#: Domain error code → HTTP status; anything else a domain error says is a 422.
+DOMAIN_STATUS: dict[str, int] = {
+    "order_not_found": status.HTTP_404_NOT_FOUND,
+    "order_mismatch": status.HTTP_404_NOT_FOUND,  # another partner's order: do not confirm it
+    "order_conflict": status.HTTP_409_CONFLICT,
+    "illegal_transition": status.HTTP_409_CONFLICT,
+    "deadline_passed": status.HTTP_409_CONFLICT,
+    "not_yet_expired": status.HTTP_409_CONFLICT,
+}
+
+
+def error_response(
+    status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details or []))
+    return JSONResponse(status_code=status_code, content=body.model_dump())
+
+
+def domain_error(exc: DomainError) -> ApiError:
+    return ApiError(DOMAIN_STATUS.get(exc.code, 422), exc.code, str(exc))
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    err = domain_error(exc)
+    return error_response(err.status_code, err.code, err.message)
+
+
+#: Repository error code → HTTP status; anything else a repository refuses is a 422.
+REPOSITORY_STATUS: dict[str, int] = {
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "already_exists": status.HTTP_409_CONFLICT,
+    "duplicate_card": status.HTTP_409_CONFLICT,
+    "stale_version": status.HTTP_409_CONFLICT,
+}
+
+
+async def _repository_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RepositoryError)
+    return error_response(REPOSITORY_STATUS.get(exc.code, 422), exc.code, str(exc))
+
+
+async def _auth_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthError)
+    return error_response(status.HTTP_401_UNAUTHORIZED, exc.code, exc.message)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg", "")}
+        for e in errors
+    ]
+    return error_response(422, "invalid_request", "the request does not match the schema", details)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    code = codes.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RepositoryError, _repository_error)
+    app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+#: For route decorators: the error responses every authenticated endpoint may give.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON"},
+    401: {"model": ErrorResponse, "description": "Authentication failed"},
+    413: {"model": ErrorResponse, "description": "Body too large"},
+    422: {"model": ErrorResponse, "description": "Invalid request"},
+}

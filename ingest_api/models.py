@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP API (schema families: ``*Create``, ``*Public``).
+
+Amounts are integers of minor units with an ISO 4217 currency; unknown fields are refused so
+a partner's typo is an error, not a silently ignored option.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt
+
+from domain.money import MAX_AMOUNT_MINOR
+from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, OrderStatus
+
+DEFAULT_TTL_S = 900
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OrderCreate(_Strict):
+    direction: Direction
+    amount_minor: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT_MINOR)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    partner_order_id: Annotated[str, Field(min_length=1, max_length=128)]
+    ttl_s: Annotated[StrictInt, Field(ge=MIN_TTL_S, le=MAX_TTL_S)] = DEFAULT_TTL_S
+    callback_url: HttpUrl | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "direction": "deposit",
+                    "amount_minor": 150000,
+                    "currency": "RUB",
+                    "partner_order_id": "inv-1001",
+                    "ttl_s": 900,
+                }
+            ]
+        },
+    )
+
+
+class CardToPay(BaseModel):
+    """The platform card a deposit's payer transfers to."""
+
+    number: str
+    masked: str
+    bank: str | None = None
+    holder: str | None = None
+
+
+class OrderPublic(BaseModel):
+    uid: uuid.UUID
+    partner_order_id: str
+    direction: Direction
+    status: OrderStatus
+    amount_minor: int
+    fee_minor: int
+    currency: str
+    created_at: datetime
+    expires_at: datetime
+    updated_at: datetime
+    decline_reason: DeclineReason | None = None
+    card: CardToPay | None = None
+    payer_card_masked: str | None = None
+    payment_url: str
+    status_url: str
+
+
+class OrderAccepted(BaseModel):
+    """``202``: the order is accepted and still being reserved; poll ``status_url``."""
+
+    uid: uuid.UUID
+    status: Literal["pending"] = "pending"
+    status_url: str
+    payment_url: str
+
+
+class OrderPage(BaseModel):
+    items: list[OrderPublic]
+    next_after: str | None = Field(
+        None, description="pass as `after` to get the next page; absent on the last page"
+    )
+
+
+class BalancePublic(BaseModel):
+    currency: str
+    available_minor: int
+    held_minor: int
+    updated_at: datetime | None = None
+
+
+class BalanceList(BaseModel):
+    partner_id: str
+    balances: list[BalancePublic]
+
+
+class PayerConfirm(_Strict):
+    """Body of the payer's confirmation; ``card_number`` only for a withdrawal."""
+
+    card_number: Annotated[str, Field(min_length=12, max_length=30)] | None = None
+
+
+class PayerStatus(BaseModel):
+    """What the payment form may show: no partner data beyond the order's own terms."""
+
+    uid: uuid.UUID
+    direction: Direction
+    status: OrderStatus
+    amount_minor: int
+    currency: str
+    expires_at: datetime
+    card: CardToPay | None = None
+    payer_card_masked: str | None = None
+
+
+class LoginRequest(_Strict):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class SessionPublic(BaseModel):
+    token: str
+    username: str
+    role: str
+    expires_at: datetime
+
+
+class PasswordChange(_Strict):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Annotated[str, Field(min_length=10, max_length=256)]
+
+
+class DecisionCreate(_Strict):
+    verdict: Literal["approve", "reject", "fail"]
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class DecisionPublic(BaseModel):
+    uid: uuid.UUID
+    status: OrderStatus
+    decided_by: str | None
+    decision_reason: str | None

@@ -1,0 +1,53 @@
+"""Pieces the partner, payer and operator endpoints share."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from db.repositories import cards as cards_repo
+from domain.orders import Direction
+from ingest_api.deps import Services
+from ingest_api.errors import DOMAIN_STATUS, ApiError
+from ingest_api.models import CardToPay, OrderPublic
+from ingest_api.views import from_snapshot
+from schemas.orders import OrderReply
+
+
+class HasCard(Protocol):
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def card_id(self) -> object: ...
+
+
+def parse_uid(raw: str) -> uuid.UUID:
+    """An order id from a path; a malformed one is simply an order that does not exist."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ApiError(404, "order_not_found", "no such order") from None
+
+
+async def card_to_pay(services: Services, order: HasCard) -> CardToPay | None:
+    """The full number of the card a deposit pays to (the payer must type it into a bank)."""
+    if Direction(order.direction) is not Direction.DEPOSIT or order.card_id is None:
+        return None
+    card_id = str(order.card_id)
+    card = await services.db(lambda s: cards_repo.card_public(s, card_id))
+    number = await services.db(lambda s: cards_repo.card_pan(s, services.box, card_id))
+    if card is None or number is None:
+        return None
+    return CardToPay(number=number, masked=card.pan_masked, bank=card.bank, holder=card.holder)
+
+
+async def public_from_reply(services: Services, reply: OrderReply) -> OrderPublic:
+    assert reply.order is not None, "an accepted reply carries the order"
+    card = await card_to_pay(services, reply.order)
+    return from_snapshot(reply.order, services.settings.public_base_url, card)
+
+
+def refused(reply: OrderReply) -> ApiError:
+    code = reply.code or "refused"
+    return ApiError(DOMAIN_STATUS.get(code, 422), code, reply.message or "the command was refused")

@@ -1,0 +1,142 @@
+"""Console users: sign-in, sign-out, password change, and operators' decisions on orders.
+
+Sessions are bearer tokens (``Authorization: Bearer ...``) stored only as hashes, with idle
+and absolute timeouts. Every decision goes through the order agent, which serialises all
+commands of one order: when two operators decide at once, exactly one wins and the other is
+told who decided first.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, status
+
+from db.repositories import sessions as sessions_repo
+from db.repositories import users as users_repo
+from ingest_api.deps import ServicesDep
+from ingest_api.errors import ApiError, ErrorResponse
+from ingest_api.models import (
+    DecisionCreate,
+    DecisionPublic,
+    LoginRequest,
+    PasswordChange,
+    SessionPublic,
+)
+from ingest_api.orders_common import parse_uid, refused
+from schemas.orders import DecideOrder, Verdict
+
+router = APIRouter(prefix="/v1", tags=["console"])
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No valid session"},
+    403: {"model": ErrorResponse, "description": "Role not allowed"},
+}
+DECIDING_ROLES = frozenset({"operator", "admin"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing_session", "sign in first (Authorization: Bearer <token>)")
+    return token.strip()
+
+
+async def current_user(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> users_repo.ConsoleUser:
+    token = _bearer(authorization)
+    idle_s = services.settings.session_idle_s
+    user = await services.db(
+        lambda s: sessions_repo.session_user(s, token, _now(), idle_s), commit=True
+    )
+    if user is None:
+        raise ApiError(401, "session_expired", "the session expired or was closed; sign in")
+    return user
+
+
+CurrentUser = Annotated[users_repo.ConsoleUser, Depends(current_user)]
+
+
+@router.post(
+    "/auth/login",
+    summary="Sign in as a console user",
+    responses={401: {"model": ErrorResponse, "description": "Wrong username or password"}},
+)
+async def login(body: LoginRequest, services: ServicesDep) -> SessionPublic:
+    user = await services.db(lambda s: users_repo.authenticate(s, body.username, body.password))
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    settings = services.settings
+    now = _now()
+    token = await services.db(
+        lambda s: sessions_repo.open_session(
+            s, user.id, now, settings.session_idle_s, settings.session_absolute_s
+        ),
+        commit=True,
+    )
+    expires_at = now + timedelta(seconds=settings.session_absolute_s)
+    return SessionPublic(token=token, username=user.username, role=user.role, expires_at=expires_at)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+async def logout(
+    user: CurrentUser, services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    token = _bearer(authorization)
+    await services.db(lambda s: sessions_repo.close_session(s, token), commit=True)
+
+
+@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+async def change_password(body: PasswordChange, user: CurrentUser, services: ServicesDep) -> None:
+    changed = await services.db(
+        lambda s: users_repo.change_password(s, user.id, body.current_password, body.new_password),
+        commit=True,
+    )
+    if not changed:
+        raise ApiError(401, "invalid_credentials", "the current password is wrong")
+
+
+@router.post(
+    "/operator/orders/{uid}/decision",
+    summary="Approve, reject or fail an order awaiting a decision",
+    responses={
+        **UNAUTHORIZED,
+        404: {"model": ErrorResponse, "description": "No such order"},
+        409: {"model": ErrorResponse, "description": "Already decided, or not awaiting one"},
+    },
+)
+async def decide(
+    uid: str, body: DecisionCreate, user: CurrentUser, services: ServicesDep
+) -> DecisionPublic:
+    if user.role not in DECIDING_ROLES:
+        raise ApiError(403, "forbidden", f"role {user.role!r} cannot decide orders")
+    command = DecideOrder(
+        uid=parse_uid(uid),
+        reply=True,
+        verdict=Verdict(body.verdict),
+        operator=user.username,
+        reason=body.reason,
+        decision_id=uuid.uuid4(),
+    )
+    started = time.monotonic()
+    _, reply = await services.bus.ask(command, services.settings.command_wait_s)
+    if reply is None:
+        waited = time.monotonic() - started
+        raise ApiError(504, "timeout", f"no answer after {waited:.1f} s; reload the order")
+    if not reply.accepted:
+        raise refused(reply)
+    assert reply.order is not None
+    return DecisionPublic(
+        uid=reply.order.uid,
+        status=reply.order.status,
+        decided_by=reply.order.decided_by,
+        decision_reason=reply.order.decision_reason,
+    )

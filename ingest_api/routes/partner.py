@@ -1,0 +1,162 @@
+"""The partner API: create, read, list and cancel orders; read the balance.
+
+Every endpoint here is HMAC-authenticated (:data:`~ingest_api.deps.CurrentPartner`) and sees
+only the caller's own orders: another partner's order is answered exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from db.repositories import balances as balances_repo
+from db.repositories import orders as orders_repo
+from db.repositories import partners as partners_repo
+from domain.ids import order_uid
+from domain.money import validate_currency
+from domain.orders import Direction, OrderStatus
+from ingest_api.deps import CurrentPartner, Services, ServicesDep
+from ingest_api.errors import COMMON_RESPONSES, ApiError, ErrorResponse
+from ingest_api.models import (
+    BalanceList,
+    BalancePublic,
+    OrderAccepted,
+    OrderCreate,
+    OrderPage,
+    OrderPublic,
+)
+from ingest_api.orders_common import card_to_pay, parse_uid, public_from_reply, refused
+from ingest_api.views import from_row, links
+from schemas.orders import CancelOrder, OpenOrder
+
+router = APIRouter(prefix="/v1", tags=["partner"], responses=COMMON_RESPONSES)
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a deposit or withdrawal order",
+    responses={
+        202: {"model": OrderAccepted, "description": "Accepted, still reserving; poll status"},
+        403: {"model": ErrorResponse, "description": "Partner not active"},
+        409: {"model": ErrorResponse, "description": "Same partner_order_id, different body"},
+    },
+)
+async def create_order(
+    body: OrderCreate, partner: CurrentPartner, services: ServicesDep, response: Response
+) -> OrderPublic | OrderAccepted:
+    """Answers with the order once its resources are reserved: the card to pay to (deposit)
+    or the held funds (withdrawal), or its decline. Repeating the request with the same
+    ``partner_order_id`` and body returns the same order; a different body is a ``409``."""
+    validate_currency(body.currency)  # refuse an unsupported currency before anything moves
+    terms = await services.db(lambda s: partners_repo.get_partner(s, partner.partner_id))
+    if terms is None or terms.status != "active":
+        raise ApiError(403, "partner_inactive", "the partner account is not active")
+    secret = services.settings.order_id_secret.get_secret_value().encode()
+    uid = uuid.UUID(order_uid(secret, partner.partner_id, body.partner_order_id))
+    deposit = body.direction is Direction.DEPOSIT
+    command = OpenOrder(
+        uid=uid,
+        reply=True,
+        partner_id=partner.partner_id,
+        partner_order_id=body.partner_order_id,
+        direction=body.direction,
+        amount_minor=body.amount_minor,
+        currency=body.currency,
+        ttl_s=body.ttl_s,
+        fee_bp=terms.deposit_fee_bp if deposit else terms.withdrawal_fee_bp,
+        pool_id=terms.pool_id if deposit else None,
+        callback_url=str(body.callback_url) if body.callback_url else None,
+    )
+    _, reply = await services.bus.ask(command, services.settings.create_wait_s)
+    if reply is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        payment_url, status_url = links(services.settings.public_base_url, uid)
+        return OrderAccepted(uid=uid, status_url=status_url, payment_url=payment_url)
+    if not reply.accepted:
+        raise refused(reply)
+    return await public_from_reply(services, reply)
+
+
+@router.get(
+    "/orders/{uid}",
+    summary="Read one of your orders",
+    responses={404: {"model": ErrorResponse, "description": "No such order of yours"}},
+)
+async def get_order(uid: str, partner: CurrentPartner, services: ServicesDep) -> OrderPublic:
+    return await _own_order(services, partner.partner_id, parse_uid(uid))
+
+
+@router.get("/orders", summary="List your orders, newest first")
+async def list_orders(
+    partner: CurrentPartner,
+    services: ServicesDep,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    direction: Direction | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderPage:
+    page = await services.db(
+        lambda s: orders_repo.list_orders(
+            s,
+            partner_id=partner.partner_id,
+            status=status_,
+            direction=direction,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            after=after,
+        )
+    )
+    base = services.settings.public_base_url
+    items = [from_row(row, base, await card_to_pay(services, row)) for row in page.items]
+    return OrderPage(items=items, next_after=page.next_after)
+
+
+@router.post(
+    "/orders/{uid}/cancel",
+    summary="Cancel an order the payer has not acted on",
+    responses={
+        404: {"model": ErrorResponse, "description": "No such order of yours"},
+        409: {"model": ErrorResponse, "description": "The order is no longer new"},
+    },
+)
+async def cancel_order(uid: str, partner: CurrentPartner, services: ServicesDep) -> OrderPublic:
+    order_id = parse_uid(uid)
+    await _own_order(services, partner.partner_id, order_id)  # 404 before touching Kafka
+    command = CancelOrder(uid=order_id, reply=True, partner_id=partner.partner_id)
+    _, reply = await services.bus.ask(command, services.settings.command_wait_s)
+    if reply is None:
+        raise ApiError(504, "timeout", "the order did not answer in time; read it again later")
+    if not reply.accepted:
+        raise refused(reply)
+    return await public_from_reply(services, reply)
+
+
+@router.get("/balance", summary="Your balances per currency")
+async def balance(partner: CurrentPartner, services: ServicesDep) -> BalanceList:
+    rows = await services.db(lambda s: balances_repo.partner_balances(s, partner.partner_id))
+    return BalanceList(
+        partner_id=partner.partner_id,
+        balances=[
+            BalancePublic(
+                currency=row.currency,
+                available_minor=row.available_minor,
+                held_minor=row.held_minor,
+                updated_at=row.updated_at,
+            )
+            for row in rows
+        ],
+    )
+
+
+async def _own_order(services: Services, partner_id: str, uid: uuid.UUID) -> OrderPublic:
+    row = await services.db(lambda s: orders_repo.get_order(s, uid))
+    if row is None or row.partner_id != partner_id:
+        raise ApiError(404, "order_not_found", "no such order")
+    return from_row(row, services.settings.public_base_url, await card_to_pay(services, row))
