@@ -19,7 +19,7 @@ DEFAULT_TTL_S = 900
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class OrderCreate(_Strict):
@@ -32,7 +32,6 @@ class OrderCreate(_Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        strict=True,
         json_schema_extra={
             "examples": [
                 {

@@ -6,4 +6,4 @@ own local service (started through ``infra/``). Under ``CI=true`` a service that
 had is a failure, never a skip.
 """
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres", "tests.fixtures.system"]
