@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status run \
-        test test-unit test-integration test-e2e check fmt clean
+        test test-unit test-integration test-e2e reconcile check fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -67,6 +67,9 @@ test-integration: $(STAMP) ## Run the integration tier (real Kafka and PostgreSQ
 
 test-e2e: $(STAMP) ## Run the end-to-end tier
 	$(PYTEST) tests/e2e
+
+reconcile: $(STAMP) ## Check the invariants across PostgreSQL (non-zero exit on any mismatch)
+	$(PY) -m stream_agents.reconcile
 
 check: $(STAMP) ## Lint, format check and type check; never rewrites files
 	$(PY) -m ruff check .
