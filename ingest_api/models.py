@@ -142,6 +142,28 @@ class DecisionCreate(_Strict):
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
+class QueueItem(BaseModel):
+    """An order awaiting a decision, as the operator console lists it."""
+
+    uid: uuid.UUID
+    partner_id: str
+    partner_order_id: str
+    direction: Direction
+    amount_minor: int
+    fee_minor: int
+    currency: str
+    card_masked: str | None = Field(None, description="the platform's card (deposit)")
+    card_bank: str | None = None
+    payer_card_masked: str | None = Field(None, description="the payer's card (withdrawal)")
+    created_at: datetime
+    waiting_since: datetime = Field(description="when the payer confirmed")
+    waited_s: int = Field(description="seconds since `waiting_since`, when this was read")
+
+
+class OperatorQueue(BaseModel):
+    items: list[QueueItem] = Field(description="oldest first")
+
+
 class DecisionPublic(BaseModel):
     uid: uuid.UUID
     status: OrderStatus

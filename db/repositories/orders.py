@@ -19,7 +19,7 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from db.crypto import SecretBox
-from db.models import Order, OrderEvent
+from db.models import Card, Order, OrderEvent
 from db.repositories._common import as_uuid, aware
 from db.repositories.errors import InvalidInput
 
@@ -199,6 +199,38 @@ def list_orders(
         return OrderPage(items=rows, next_after=None)
     last = rows[limit - 1]
     return OrderPage(items=rows[:limit], next_after=encode_cursor(last.created_at, last.uid))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """An order awaiting an operator's decision, with what the operator checks in the bank."""
+
+    order: OrderView
+    card_masked: str | None
+    card_bank: str | None
+    #: When the payer confirmed: the order has not changed since it entered ``processing``.
+    waiting_since: datetime
+
+
+def awaiting_decision(session: Session, *, limit: int = 100) -> list[QueueEntry]:
+    """The operator queue: ``processing`` orders, the longest-waiting first.
+
+    PostgreSQL's copy of the ``operator-decisions`` topic: an order is here from the moment
+    the projector writes its ``processing`` row until a decision's row replaces it.
+    """
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1..{MAX_PAGE}")
+    query = (
+        select(Order, Card.pan_masked, Card.bank)
+        .outerjoin(Card, Card.id == Order.card_id)
+        .where(Order.status == "processing")
+        .order_by(Order.updated_at, Order.uid)
+        .limit(limit)
+    )
+    return [
+        QueueEntry(order=_view(row), card_masked=pan, card_bank=bank, waiting_since=row.updated_at)
+        for row, pan, bank in session.execute(query)
+    ]
 
 
 def order_events(session: Session, uid: uuid.UUID | str) -> list[OrderEventView]:

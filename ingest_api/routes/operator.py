@@ -13,17 +13,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Query, status
 
+from db.repositories import orders as orders_repo
 from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
+from domain.orders import Direction
 from ingest_api.deps import ServicesDep
 from ingest_api.errors import ApiError, ErrorResponse
 from ingest_api.models import (
     DecisionCreate,
     DecisionPublic,
     LoginRequest,
+    OperatorQueue,
     PasswordChange,
+    QueueItem,
     SessionPublic,
 )
 from ingest_api.orders_common import parse_uid, refused
@@ -102,6 +106,42 @@ async def change_password(body: PasswordChange, user: CurrentUser, services: Ser
     )
     if not changed:
         raise ApiError(401, "invalid_credentials", "the current password is wrong")
+
+
+def _queue_item(entry: orders_repo.QueueEntry, now: datetime) -> QueueItem:
+    order = entry.order
+    return QueueItem(
+        uid=order.uid,
+        partner_id=order.partner_id,
+        partner_order_id=order.partner_order_id,
+        direction=Direction(order.direction),
+        amount_minor=order.amount_minor,
+        fee_minor=order.fee_minor,
+        currency=order.currency,
+        card_masked=entry.card_masked,
+        card_bank=entry.card_bank,
+        payer_card_masked=order.payer_card_masked,
+        created_at=order.created_at,
+        waiting_since=entry.waiting_since,
+        waited_s=max(0, int((now - entry.waiting_since).total_seconds())),
+    )
+
+
+@router.get(
+    "/operator/queue",
+    summary="Orders awaiting a decision, the longest-waiting first",
+    responses=UNAUTHORIZED,
+)
+async def queue(
+    user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=orders_repo.MAX_PAGE)] = 100,
+) -> OperatorQueue:
+    if user.role not in DECIDING_ROLES:
+        raise ApiError(403, "forbidden", f"role {user.role!r} has no operator queue")
+    entries = await services.db(lambda s: orders_repo.awaiting_decision(s, limit=limit))
+    now = _now()
+    return OperatorQueue(items=[_queue_item(entry, now) for entry in entries])
 
 
 @router.post(

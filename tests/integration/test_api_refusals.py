@@ -139,9 +139,14 @@ async def test_console_requires_a_session_and_the_role(system: System):
     )
     analyst = await system.decide("ann", uid, "approve")
     wrong = await system.api.post("/v1/auth/login", json={"username": "olga", "password": "x"})
+    anonymous_queue = await system.api.get("/v1/operator/queue")
+    analyst_queue = await system.api.get("/v1/operator/queue", headers=await system.login("ann"))
 
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "missing_session"
+    assert anonymous_queue.status_code == 401
     assert analyst.status_code == 403
+    assert analyst_queue.status_code == 403
+    assert analyst_queue.json()["error"]["code"] == "forbidden"
     assert wrong.status_code == 401
     assert wrong.json()["error"]["code"] == "invalid_credentials"

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from db.crypto import mask_pan
 from stream_agents.reconcile import check_database
 from tests.fixtures.system import (
     CARD_PANS,
     CURRENCY,
     DEPOSIT_FEE_BP,
+    PARTNER,
     PAYER_PAN,
     WITHDRAWAL_FEE_BP,
     System,
@@ -97,8 +99,15 @@ async def test_deposit_from_create_to_credited_balance(sys_: System):
 
     confirmed = await confirm(s, order["uid"])
     assert confirmed["status"] == "processing"
-    queued = await s.row(order["uid"], "processing")  # what the operator queue reads
+    queued = await s.row(order["uid"], "processing")
     assert queued.card_id is not None
+    queue = await s.api.get("/v1/operator/queue", headers=await s.login("olga"))
+    assert queue.status_code == 200, queue.text
+    [item] = [i for i in queue.json()["items"] if i["uid"] == order["uid"]]
+    assert item["amount_minor"] == amount
+    assert item["card_masked"] == mask_pan(order["card"]["number"])
+    assert item["partner_id"] == PARTNER
+    assert item["waited_s"] >= 0
 
     decided = await s.decide("olga", order["uid"], "approve")
     assert decided.status_code == 200, decided.text
@@ -106,6 +115,8 @@ async def test_deposit_from_create_to_credited_balance(sys_: System):
     assert decided.json()["decided_by"] == "olga"
 
     await balance_becomes(s, amount - 3750, 0)
+    after = await s.api.get("/v1/operator/queue", headers=await s.login("olga"))
+    assert order["uid"] not in [i["uid"] for i in after.json()["items"]]
     await s.eventually(
         lambda: s.sql("SELECT 1 FROM ledger_postings WHERE account = 'system:fees'"), "fee posted"
     )
