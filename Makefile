@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status run \
+.PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status seed run \
         test test-unit test-integration test-e2e reconcile check fmt clean
 
 help: ## List the targets
@@ -53,7 +53,10 @@ down: ## Stop every service
 status: ## Show which services are running
 	@infra/keeper.sh status
 
-run: up ## Start the whole system (broker, database, migrations, topics, API) and print where it is
+seed: $(STAMP) ## Create the demo data (idempotent) and publish its configuration to the agents
+	@infra/keeper.sh seed
+
+run: up seed ## Start the whole system with demo data (broker, database, agents, projector, API)
 	@infra/keeper.sh banner
 
 test: $(STAMP) ## Run every test tier (unit, integration, e2e) against real services

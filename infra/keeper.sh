@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Start, stop and report Keeper's own processes (API, agents, console) in the background.
+# Start, stop and report Keeper's own processes (agents, projector, API) in the background.
 # The broker and the database have their own scripts (infra/kafka, infra/postgres); this one
 # runs after them. Each component: a pid file in .local/run, a log in .local/logs.
 #
-#   infra/keeper.sh up | down | status | banner
+#   infra/keeper.sh up | down | status | seed | banner
+#
+# One KEEPER_TOPIC_PREFIX (empty by default) names the topics of every component, so a second
+# deployment (or a test) can share a broker without seeing anyone else's messages.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STATE="${KEEPER_STATE:-$ROOT/.local}"
@@ -12,11 +15,20 @@ LOGS="$STATE/logs"
 PY="$ROOT/.venv/bin/python"
 cd "$ROOT"
 
-# name|command|health URL ("-" when the component has no HTTP health check).
-# Components join this list as they are built (see README "Layout").
 API_PORT="${KEEPER_API_PORT:-8000}"
+AGENTS_PORT="${KEEPER_AGENTS_WEB_PORT:-6066}"
+export KEEPER_TOPIC_PREFIX="${KEEPER_TOPIC_PREFIX:-}"
+export KEEPER_AGENTS_TOPIC_PREFIX="${KEEPER_AGENTS_TOPIC_PREFIX:-$KEEPER_TOPIC_PREFIX}"
+export KEEPER_AGENTS_WEB_PORT="$AGENTS_PORT"
+export KEEPER_AGENTS_DATADIR="${KEEPER_AGENTS_DATADIR:-$STATE/agents}"
+export KEEPER_PUBLIC_BASE_URL="${KEEPER_PUBLIC_BASE_URL:-http://127.0.0.1:$API_PORT}"
+
+# name|command|health: "http://..." (answers 2xx), "log:<regex>" (a line this start wrote to
+# the component's log matches), or "-" (none). Started in this order, stopped in reverse.
 COMPONENTS=(
-  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT|http://127.0.0.1:$API_PORT/healthz"
+  "agents|$PY -m stream_agents worker -l info|log:Worker.*Ready"
+  "projector|$PY -m stream_agents.projector|log:projector .* -> "
+  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT|http://127.0.0.1:$API_PORT/readyz"
 )
 
 start_one() {
@@ -25,27 +37,48 @@ start_one() {
     echo "$name: already running (pid $(cat "$pidfile"))"
     return
   fi
+  # Remember where this start's lines begin, for a "log:" health check.
+  stat -c %s "$LOGS/$name.log" 2>/dev/null >"$RUN/$name.offset" || echo 0 >"$RUN/$name.offset"
   # Detached from our stdout/stderr: a caller capturing them must not wait on the child.
   nohup $cmd >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   echo "$name: started (pid $(cat "$pidfile"), log $LOGS/$name.log)"
 }
 
-wait_healthy() {
-  local name=$1 url=$2 deadline=$((SECONDS + 60))
-  [ "$url" = "-" ] && return 0
-  until "$PY" - "$url" <<'PY' 2>/dev/null; do
+healthy() {
+  local name=$1 check=$2
+  case "$check" in
+    -) return 0 ;;
+    log:*)
+      tail -c +"$(($(cat "$RUN/$name.offset") + 1))" "$LOGS/$name.log" 2>/dev/null \
+        | grep -Eq -- "${check#log:}"
+      ;;
+    *)
+      "$PY" - "$check" <<'PY' 2>/dev/null
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1], timeout=2).read()
 PY
+      ;;
+  esac
+}
+
+wait_healthy() {
+  local name=$1 url=$2 deadline=$((SECONDS + 90)) pid
+  until healthy "$name" "$url"; do
+    pid=$(cat "$RUN/$name.pid" 2>/dev/null || echo 0)
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name: exited during start; last log lines:" >&2
+      tail -n 40 "$LOGS/$name.log" >&2 || true
+      return 1
+    fi
     if [ $SECONDS -ge $deadline ]; then
-      echo "$name: not healthy after 60 s; last log lines:" >&2
+      echo "$name: not healthy after 90 s; last log lines:" >&2
       tail -n 40 "$LOGS/$name.log" >&2 || true
       return 1
     fi
     sleep 0.5
   done
-  echo "$name: healthy ($url)"
+  echo "$name: ready"
 }
 
 stop_one() {
@@ -59,20 +92,25 @@ stop_one() {
     kill -KILL "$pid" 2>/dev/null || true
     echo "$name: stopped"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$RUN/$name.offset"
 }
 
 up() {
   mkdir -p "$RUN" "$LOGS"
   local entry name cmd url
+  # One at a time: the agents create the topics the others read, and the API is only ready
+  # when the agents answer.
   for entry in "${COMPONENTS[@]}"; do
     IFS='|' read -r name cmd url <<<"$entry"
     start_one "$name" "$cmd"
-  done
-  for entry in "${COMPONENTS[@]}"; do
-    IFS='|' read -r name cmd url <<<"$entry"
     wait_healthy "$name" "$url"
   done
+}
+
+# Demo data (idempotent): a partner with an API key, a pool with cards, console users; the
+# configuration is published to the agents.
+seed() {
+  "$PY" -m ingest_api.admin --actor demo-seed seed-demo --env-file "$STATE/demo-partner.env"
 }
 
 down() {
@@ -105,7 +143,12 @@ banner() {
   echo "Keeper is up."
   status || true
   echo
-  echo "API:  http://127.0.0.1:$API_PORT  (OpenAPI: /docs, readiness: /readyz)"
+  echo "API:    http://127.0.0.1:$API_PORT  (OpenAPI: /docs, readiness: /readyz)"
+  echo "Agents: http://127.0.0.1:$AGENTS_PORT  (Faust web)"
+  if [ -f "$STATE/demo-partner.env" ]; then
+    echo "Demo partner credentials: $STATE/demo-partner.env (see README, \"Try it\")"
+    echo "Demo console users: admin / operator / analyst, password <role>-demo-password"
+  fi
   echo "Logs: $LOGS (components), $STATE/kafka, $STATE/pg"
   echo "Stop everything with: make down"
 }
@@ -114,6 +157,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  seed) seed ;;
   banner) banner ;;
-  *) echo "usage: $0 up|down|status|banner" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|seed|banner" >&2; exit 2 ;;
 esac
