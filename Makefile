@@ -71,7 +71,7 @@ test-integration: $(STAMP) ## Run the integration tier (real Kafka and PostgreSQ
 test-e2e: $(STAMP) ## Run the end-to-end tier
 	$(PYTEST) tests/e2e
 
-reconcile: $(STAMP) ## Check the invariants across PostgreSQL (non-zero exit on any mismatch)
+reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and PostgreSQL (non-zero exit on any mismatch)
 	$(PY) -m stream_agents.reconcile
 
 check: $(STAMP) ## Lint, format check and type check; never rewrites files

@@ -23,7 +23,9 @@ class AgentSettings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KEEPER_KAFKA_BOOTSTRAP_SERVERS"),
     )
     app_id: str = Field("keeper-agents", min_length=1, max_length=200)
-    topic_prefix: str = ""
+    topic_prefix: str = Field(
+        "", validation_alias=AliasChoices("KEEPER_AGENTS_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
+    )
     #: How often the order agent looks for ``new`` orders past their deadline.
     expiry_interval_s: float = Field(1.0, gt=0)
     store: str = "memory://"

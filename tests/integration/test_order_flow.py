@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from db.crypto import mask_pan
-from stream_agents.reconcile import check_database
 from tests.fixtures.system import (
     CARD_PANS,
     CURRENCY,
@@ -34,9 +33,7 @@ def fee(amount: int, bp: int) -> int:
 async def sys_(system: System) -> AsyncIterator[System]:
     """The system, and after each scenario: every invariant still holds."""
     yield system
-    await asyncio.sleep(0.5)  # let the projector drain the last events
-    with system.engine.connect() as conn:
-        assert check_database(conn) == []
+    assert await system.mismatches() == []
 
 
 async def create(s: System, direction: str, amount: int, **extra: Any) -> dict[str, Any]:

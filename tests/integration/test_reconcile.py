@@ -191,9 +191,9 @@ def test_open_deposits_sharing_card_and_amount(conn: Connection):
 
 
 def test_command_exit_status(conn: Connection, migrated_database_url: str, capsys):
-    assert main(["--database-url", migrated_database_url]) == 0
+    assert main(["--database-url", migrated_database_url, "--no-kafka", "--settle-s", "0"]) == 0
     approved_deposit(conn)
     conn.commit()
 
-    assert main(["--database-url", migrated_database_url]) == 1
+    assert main(["--database-url", migrated_database_url, "--no-kafka", "--settle-s", "0"]) == 1
     assert "[1]" in capsys.readouterr().out

@@ -1,23 +1,12 @@
-"""Reconciliation: check the invariants of DESIGN.md section 5 across PostgreSQL and Kafka.
-
-``python -m stream_agents.reconcile`` (``make reconcile``) prints every mismatch with the
-order or partner and the amount involved, and exits non-zero if there is any. The checks
-read only what the system publishes: PostgreSQL (the durable record), the ``order-events``
-log, and the partner agent's balance table as its changelog topic carries it.
-"""
+"""The checks PostgreSQL can answer alone: invariants 1-4 over the durable record."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, text
 
-from db.engine import make_engine
-from db.settings import DatabaseSettings
+from stream_agents.reconcile.report import Mismatch
 
 TERMINAL_TYPES = (
     "order.approved",
@@ -27,16 +16,6 @@ TERMINAL_TYPES = (
     "order.expired",
     "order.cancelled",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    invariant: str
-    subject: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"[{self.invariant}] {self.subject}: {self.detail}"
 
 
 def _rows(conn: Connection, sql: str, **params: object) -> list[tuple[Any, ...]]:
@@ -161,27 +140,3 @@ def check_database(conn: Connection) -> list[Mismatch]:
         no_shared_card_amount,
     )
     return [m for check in checks for m in check(conn)]
-
-
-def report(mismatches: Iterable[Mismatch]) -> int:
-    found = list(mismatches)
-    for mismatch in found:
-        print(mismatch)
-    print(f"reconcile: {len(found)} mismatch(es)")
-    return 1 if found else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DatabaseSettings().database_url)
-    args = parser.parse_args(argv)
-    engine = make_engine(args.database_url)
-    try:
-        with engine.connect() as conn:
-            return report(check_database(conn))
-    finally:
-        engine.dispose()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from stream_agents.reconcile import main
+
+sys.exit(main())
