@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import faust
 
@@ -136,7 +137,8 @@ def explain(order: Order | None, exc: DomainError) -> str:
     if isinstance(exc, IllegalTransition) and order is not None:
         text = f"{exc.message}: the order is {order.status}"
         if order.decided_by is not None:
-            text += f", decided by {order.decided_by}"
+            at = datetime.fromtimestamp(order.updated_at_ms / 1000, UTC)
+            text += f", decided by {order.decided_by} at {at:%Y-%m-%d %H:%M:%S} UTC"
         return text
     return exc.message
 

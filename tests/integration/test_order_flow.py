@@ -213,6 +213,7 @@ async def test_concurrent_decisions_one_wins(sys_: System):
     assert sorted([olga.status_code, ivan.status_code]) == [200, 409]
     winner, loser = (olga, ivan) if olga.status_code == 200 else (ivan, olga)
     assert loser.json()["error"]["code"] == "illegal_transition"
+    assert f"decided by {winner.json()['decided_by']}" in loser.json()["error"]["message"]
     final = await s.row(order["uid"], winner.json()["status"])
     assert final.decided_by == winner.json()["decided_by"]
 
@@ -277,3 +278,33 @@ async def test_orders_list_is_paginated_and_filtered(sys_: System):
     listed = [o["uid"] for o in page["items"]] + [o["uid"] for o in rest.json()["items"]]
     assert listed == [o["uid"] for o in reversed(made)]
     assert (await s.rival.get("/v1/orders")).json()["items"] == []
+
+
+async def test_unconfirmed_orders_expire_and_release_their_hold(sys_: System):
+    """The shortest TTL the API takes is a minute, so this scenario waits for one."""
+    s = sys_
+    available = await funded(s, 1_000_000)
+    amount = 100_000
+    hold = amount + fee(amount, WITHDRAWAL_FEE_BP)
+    withdrawal = await create(s, "withdrawal", amount, ttl_s=60)
+    deposit = await create(s, "deposit", 40_000, ttl_s=60)
+    await balance_becomes(s, available - hold, hold)
+
+    for order in (withdrawal, deposit):
+        expired = await s.eventually(
+            lambda uid=order["uid"]: s.sql(
+                "SELECT decline_reason FROM orders WHERE uid = :uid AND status = 'expired'",
+                uid=uid,
+            ),
+            f"order {order['uid']} expired",
+            timeout_s=120,
+        )
+        assert expired
+    await balance_becomes(s, available, 0)
+
+    late = await s.api.post(f"/v1/pay/{deposit['uid']}/confirm", json={})
+    assert late.status_code == 409, late.text
+    assert (await s.partner.get(f"/v1/orders/{withdrawal['uid']}")).json()["status"] == "expired"
+    # The deposit's card and amount are free again.
+    again = await create(s, "deposit", 40_000)
+    assert again["status"] == "new"

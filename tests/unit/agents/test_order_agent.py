@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -208,7 +209,8 @@ def test_a_second_verdict_is_refused_with_who_decided(driver: OrderDriver) -> No
     [answer] = replies(step.outputs)
     assert (answer.accepted, answer.code) == (False, "illegal_transition")
     assert "approved" in answer.message
-    assert "decided by alice" in answer.message
+    decided_at = datetime.fromtimestamp((T0 + 2_000) / 1000, UTC)
+    assert f"decided by alice at {decided_at:%Y-%m-%d %H:%M:%S} UTC" in answer.message
     assert types(step.outputs) == [("order-replies", "order.reply")]
 
 
