@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e reconcile check fmt clean
+        test test-unit test-integration test-e2e faults reconcile check fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -70,6 +70,9 @@ test-integration: $(STAMP) ## Run the integration tier (real Kafka and PostgreSQ
 
 test-e2e: $(STAMP) ## Run the end-to-end tier
 	$(PYTEST) tests/e2e
+
+faults: $(STAMP) ## Run the fault and concurrency suites at full size (see docs/reliability.md)
+	KEEPER_FAULT_SCALE=full $(PYTEST) -m faults -s tests/integration
 
 reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and PostgreSQL (non-zero exit on any mismatch)
 	$(PY) -m stream_agents.reconcile

@@ -50,8 +50,10 @@ healthy() {
   case "$check" in
     -) return 0 ;;
     log:*)
-      tail -c +"$(($(cat "$RUN/$name.offset") + 1))" "$LOGS/$name.log" 2>/dev/null \
-        | grep -Eq -- "${check#log:}"
+      # Not a pipe: grep -q stops at the first match, and under pipefail the SIGPIPE that
+      # tail then gets on a long log would read as "not healthy".
+      grep -Eq -- "${check#log:}" \
+        < <(tail -c +"$(($(cat "$RUN/$name.offset") + 1))" "$LOGS/$name.log" 2>/dev/null)
       ;;
     *)
       "$PY" - "$check" <<'PY' 2>/dev/null

@@ -7,17 +7,22 @@ this module is the only place that decides one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from db.repositories.errors import RepositoryError
 from domain.errors import DomainError
 from ingest_api.signing import AuthError
+
+log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -118,6 +123,23 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+def _unavailable(code: str, message: str) -> JSONResponse:
+    response = error_response(status.HTTP_503_SERVICE_UNAVAILABLE, code, message)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The driver's text may quote connection details; the type is enough for the log.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return _unavailable("database_unavailable", "the database is not answering; retry shortly")
+
+
+async def _broker_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("broker unavailable: %s", type(exc).__name__)
+    return _unavailable("broker_unavailable", "the message broker is not answering; retry shortly")
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(DomainError, _domain_error)
@@ -125,6 +147,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Nothing was changed when a dependency is down: say so, and that a retry is welcome.
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(KafkaError, _broker_unavailable)
 
 
 #: For route decorators: the error responses every authenticated endpoint may give.
@@ -133,4 +159,5 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Authentication failed"},
     413: {"model": ErrorResponse, "description": "Body too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
+    503: {"model": ErrorResponse, "description": "Database or broker unavailable; retry"},
 }

@@ -34,6 +34,8 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         web_port=settings.web_port,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_metadata_max_age_ms=settings.metadata_max_age_ms,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         key_serializer="raw",
         value_serializer="raw",
     )

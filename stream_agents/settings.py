@@ -36,6 +36,10 @@ class AgentSettings(BaseSettings):
     #: Kafka's default is 5 min; a shorter age lets a worker notice new topics sooner.
     metadata_max_age_ms: int = Field(300_000, gt=0)
     topic_replication_factor: int = Field(1, ge=1)
+    #: How long the group waits for a silent worker (one killed -9, say) before handing its
+    #: partitions to the others; Faust's default of 60 s stalls those partitions that long.
+    session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
+    heartbeat_interval_s: float = Field(2.0, gt=0)
 
     def topic(self, name: str) -> str:
         """The broker-side name of catalogue topic ``name`` for this deployment."""

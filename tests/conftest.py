@@ -6,4 +6,9 @@ own local service (started through ``infra/``). Under ``CI=true`` a service that
 had is a failure, never a skip.
 """
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres", "tests.fixtures.system"]
+pytest_plugins = [
+    "tests.fixtures.kafka",
+    "tests.fixtures.postgres",
+    "tests.fixtures.system",
+    "tests.fixtures.stack",
+]
