@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: help setup kafka-up kafka-down db-up db-down migrate topics up down status seed run \
+.PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
         test test-unit test-integration test-e2e faults reconcile check fmt clean
 
 help: ## List the targets
@@ -29,6 +29,12 @@ kafka-up: $(STAMP) ## Fetch the broker jars (once) and start a single-node KRaft
 
 kafka-down: ## Stop the local broker
 	infra/kafka/kafka.sh down
+
+cluster-up: $(STAMP) ## Start a three-broker KRaft cluster on loopback (ports 29092-29097)
+	infra/kafka/cluster.sh up
+
+cluster-down: ## Stop the three-broker cluster
+	infra/kafka/cluster.sh down
 
 db-up: ## Install PostgreSQL if missing and start the project's cluster on :5544
 	infra/postgres/pg.sh up

@@ -25,8 +25,12 @@ export KEEPER_PUBLIC_BASE_URL="${KEEPER_PUBLIC_BASE_URL:-http://127.0.0.1:$API_P
 
 # name|command|health: "http://..." (answers 2xx), "log:<regex>" (a line this start wrote to
 # the component's log matches), or "-" (none). Started in this order, stopped in reverse.
-COMPONENTS=(
-  "agents|$PY -m stream_agents worker -l info|log:Worker.*Ready"
+COMPONENTS=("agents|$PY -m stream_agents worker -l info|log:Worker.*Ready")
+# KEEPER_AGENT_WORKERS > 1: more workers of the same app, sharing the partitions between them.
+for ((i = 2; i <= ${KEEPER_AGENT_WORKERS:-1}; i++)); do
+  COMPONENTS+=("agents-$i|env KEEPER_AGENTS_WEB_PORT=$((AGENTS_PORT + i - 1)) KEEPER_AGENTS_DATADIR=$KEEPER_AGENTS_DATADIR-$i $PY -m stream_agents worker -l info|log:Worker.*Ready")
+done
+COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
   "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT|http://127.0.0.1:$API_PORT/readyz"
 )

@@ -63,15 +63,23 @@ async def ensure_topics(
 
 
 def main() -> None:
-    """``python -m stream_agents.topology``: create the topology on KAFKA_BOOTSTRAP_SERVERS."""
+    """``python -m stream_agents.topology``: create the topology the agents' settings name
+    (bootstrap servers, topic prefix, replication factor), like the worker does at start."""
     import asyncio
-    import os
+
+    from stream_agents.settings import AgentSettings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    created = asyncio.run(ensure_topics(bootstrap))
+    settings = AgentSettings(web_enabled=False)
+    bootstrap = settings.kafka_bootstrap_servers
+    created = asyncio.run(
+        ensure_topics(
+            bootstrap,
+            replication_factor=settings.topic_replication_factor,
+            prefix=settings.topic_prefix,
+        )
+    )
     print(f"topology: {len(created)} topics created, {len(ALL_TOPICS)} declared on {bootstrap}")
-
 
 if __name__ == "__main__":
     main()

@@ -5,6 +5,8 @@
 #   infra/kafka/kafka.sh fetch    download the jars into the cache (once per version)
 #   infra/kafka/kafka.sh up       start the node (formatting storage the first time), wait until
 #                                 it answers a metadata request; a healthy node is left alone
+#   infra/kafka/kafka.sh start    start the node without waiting for it (the nodes of a cluster
+#                                 answer only once a majority of controllers runs)
 #   infra/kafka/kafka.sh down     stop it: SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT seconds
 #   infra/kafka/kafka.sh status   exit 0 only when the node is running and answers
 #   infra/kafka/kafka.sh logs [-f] where the broker log is, and its last KAFKA_LOG_LINES (50)
@@ -26,6 +28,7 @@
 #   KAFKA_CLUSTER_ID       [generated once into $KAFKA_STATE_DIR/cluster.id]
 #   KAFKA_NUM_PARTITIONS   [4]
 #   KAFKA_REPLICATION_FACTOR [1]
+#   KAFKA_MIN_INSYNC_REPLICAS [1]
 #   KAFKA_HEAP_OPTS        [-Xms256m -Xmx512m]
 #   KAFKA_START_TIMEOUT    [60]  seconds `up` waits for the node to answer
 #   KAFKA_STOP_TIMEOUT     [30]  seconds `down` waits before SIGKILL
@@ -59,6 +62,7 @@ KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
 KAFKA_QUORUM_BOOTSTRAP="${KAFKA_QUORUM_BOOTSTRAP:-$KAFKA_HOST:$KAFKA_CONTROLLER_PORT}"
 KAFKA_NUM_PARTITIONS="${KAFKA_NUM_PARTITIONS:-4}"
 KAFKA_REPLICATION_FACTOR="${KAFKA_REPLICATION_FACTOR:-1}"
+KAFKA_MIN_INSYNC_REPLICAS="${KAFKA_MIN_INSYNC_REPLICAS:-1}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -159,7 +163,7 @@ render_config() {
   local key value
   local -a sed_args=()
   for key in KAFKA_NODE_ID KAFKA_QUORUM_BOOTSTRAP KAFKA_HOST KAFKA_PORT KAFKA_CONTROLLER_PORT \
-    KAFKA_NUM_PARTITIONS KAFKA_REPLICATION_FACTOR; do
+    KAFKA_NUM_PARTITIONS KAFKA_REPLICATION_FACTOR KAFKA_MIN_INSYNC_REPLICAS; do
     value="${!key}"
     sed_args+=(-e "s|@$key@|$value|g")
   done
@@ -237,6 +241,17 @@ wait_healthy() {
   die "no answer on $BOOTSTRAP within ${KAFKA_START_TIMEOUT}s (still running: see logs)"
 }
 
+# Start the node if it is not running; `up` then waits for it to answer.
+cmd_start() {
+  running_pid >/dev/null && return 0
+  libs_complete || cmd_fetch
+  mkdir -p "$DATA_DIR" "$LOG_DIR"
+  render_config
+  format_storage
+  say "starting Kafka $KAFKA_VERSION node $KAFKA_NODE_ID on $BOOTSTRAP"
+  start_broker
+}
+
 cmd_up() {
   if running_pid >/dev/null; then
     if probe; then
@@ -252,12 +267,7 @@ cmd_up() {
     die "something else already serves Kafka on $BOOTSTRAP; use it through" \
       "KAFKA_BOOTSTRAP_SERVERS=$BOOTSTRAP, or pick another KAFKA_PORT"
   fi
-  libs_complete || cmd_fetch
-  mkdir -p "$DATA_DIR" "$LOG_DIR"
-  render_config
-  format_storage
-  say "starting Kafka $KAFKA_VERSION node $KAFKA_NODE_ID on $BOOTSTRAP"
-  start_broker
+  cmd_start
   wait_healthy
   say "healthy on $BOOTSTRAP (logs: $BROKER_LOG)"
 }
@@ -323,12 +333,13 @@ main() {
   case "$command" in
     fetch) cmd_fetch ;;
     up) lock_state && cmd_up ;;
+    start) lock_state && cmd_start ;;
     down) lock_state && cmd_down ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
     reset) lock_state && cmd_reset ;;
     *)
-      echo "usage: $0 {fetch|up|down|status|logs [-f]|reset}" >&2
+      echo "usage: $0 {fetch|up|start|down|status|logs [-f]|reset}" >&2
       exit 2
       ;;
   esac

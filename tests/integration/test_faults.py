@@ -174,3 +174,26 @@ async def test_database_restarted_while_the_projector_writes(stack: Stack):
     assert struck == SIZE.database_restarts
     await assert_nothing_lost_or_doubled(stack, lives)
     print(summary(lives, struck, "PostgreSQL restarts"))
+
+
+async def test_cluster_loses_a_broker_and_a_worker_under_load(cluster_stack: Stack):
+    """Three brokers (replication 3, min.insync.replicas 2, acks=all) and two agent workers:
+    a broker and a worker go down and come back, in turns, while orders flow."""
+    stack = cluster_stack
+    lives = plan(SIZE.orders)
+    faults = iter(range(SIZE.broker_restarts * 2))
+
+    def strike() -> None:
+        turn = next(faults)
+        if turn % 2 == 0:
+            stack.restart_cluster_node(turn // 2 % 3 + 1)
+        else:
+            stack.kill("agents-2" if turn % 4 == 1 else "agents")
+            time.sleep(1)
+            stack.up()
+
+    struck = await under_faults(stack, lives, SIZE.broker_restarts * 2, strike, pause_s=4)
+
+    assert struck == SIZE.broker_restarts * 2
+    await assert_nothing_lost_or_doubled(stack, lives)
+    print(summary(lives, struck, "broker restarts and worker kills on the cluster"))
