@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults reconcile check fmt clean
+        test test-unit test-integration test-e2e faults reconcile bench-payform screens-payform check fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,6 +79,12 @@ test-e2e: $(STAMP) ## Run the end-to-end tier
 
 faults: $(STAMP) ## Run the fault and concurrency suites at full size (see docs/reliability.md)
 	KEEPER_FAULT_SCALE=full $(PYTEST) -m faults -s tests/integration
+
+bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
+	$(PY) bench/payform_latency.py --runs 100
+
+screens-payform: $(STAMP) ## Regenerate the payment form screenshots (docs/screens/pay-*.png)
+	$(PY) bench/payform_screens.py
 
 reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and PostgreSQL (non-zero exit on any mismatch)
 	$(PY) -m stream_agents.reconcile

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Keeper needs on this machine, and only those that are missing:
 # Python 3.11 with venv, a Java 17 runtime and Maven (for the Kafka broker jars),
-# PostgreSQL, and a compose client to validate docker-compose.yml. Needs root (or sudo)
-# when something is missing; a no-op otherwise.
+# PostgreSQL, Chromium (payment form e2e tests), and a compose client to validate
+# docker-compose.yml. Needs root (or sudo) when something is missing; a no-op otherwise.
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,9 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
+# Headless browser for the payment form's end-to-end tests (Playwright drives it through
+# executable_path; `playwright install` downloads nothing here).
+command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing+=(chromium)
 # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
   || missing+=(docker-compose)

@@ -32,7 +32,8 @@ for ((i = 2; i <= ${KEEPER_AGENT_WORKERS:-1}; i++)); do
 done
 COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
-  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT|http://127.0.0.1:$API_PORT/readyz"
+  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz"
+  "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"
 )
 
 start_one() {

@@ -7,6 +7,7 @@ tests pass their own :class:`~ingest_api.deps.Services` instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,16 +21,20 @@ from ingest_api import errors, health
 from ingest_api.bus import CommandBus
 from ingest_api.deps import Services
 from ingest_api.limits import BodySizeLimit
-from ingest_api.routes import operator, partner, payer
+from ingest_api.payform.feed import OrderFeed
+from ingest_api.routes import operator, partner, pay_page, payer
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import Verifier
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Keeper takes deposits from, and pays withdrawals to, the customers of partner services.
 
 * **Partner** endpoints (`/v1/orders`, `/v1/balance`) are signed with HMAC-SHA256; see
   *docs/partner-api.md*.
-* **Payer** endpoints (`/v1/pay/...`) back the payment form; the order id is the capability.
+* **Payer** endpoints (`/v1/pay/...`) back the payment form (`/pay/{uid}`, with live status
+  pushed as Server-Sent Events); the order id is the capability.
 * **Console** endpoints (`/v1/auth/...`, `/v1/operator/...`) take a bearer session token.
 
 Every error is `{"error": {"code", "message", "details"}}` with a stable `code`.
@@ -47,7 +52,20 @@ def build_services(settings: ApiSettings) -> Services:
         sessions=sessions,
         box=box,
         keys=keys,
+        feed=OrderFeed(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix),
     )
+
+
+async def _start_feed(services: Services) -> None:
+    """The payment forms' live status is an improvement, not a dependency: without it the
+    pages poll, so a feed that cannot start is logged and left out."""
+    if services.feed is None or services.feed.live:
+        return
+    try:
+        await services.feed.start()
+    except Exception:
+        log.exception("payment form feed did not start; payment pages will poll")
+        services.feed = None
 
 
 def create_app(settings: ApiSettings | None = None, services: Services | None = None) -> FastAPI:
@@ -57,10 +75,13 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = services or build_services(settings)
         await running.bus.start()
+        await _start_feed(running)
         app.state.services = running
         try:
             yield
         finally:
+            if running.feed is not None:
+                await running.feed.stop()
             await running.bus.stop()
 
     app = FastAPI(
@@ -75,6 +96,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     app.include_router(health.router)
     app.include_router(partner.router)
     app.include_router(payer.router)
+    app.include_router(pay_page.router)
     app.include_router(operator.router)
     return app
 

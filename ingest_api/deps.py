@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.crypto import SecretBox
 from db.repositories.api_keys import PgKeyLookup
 from ingest_api.bus import CommandBus
+from ingest_api.payform.feed import OrderFeed
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import AuthenticatedPartner, Verifier
 
@@ -31,6 +32,7 @@ class Services:
     sessions: sessionmaker[Session]
     box: SecretBox
     keys: PgKeyLookup | None = None  # to record a key's last use once a request verifies
+    feed: OrderFeed | None = None  # live order status for payment forms (None: pages poll)
 
     async def db(self, fn: Callable[[Session], T], *, commit: bool = False) -> T:
         """Run ``fn`` with a session in the thread pool (psycopg2 blocks); commit if asked."""

@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.system",
     "tests.fixtures.stack",
+    "tests.fixtures.browser",
 ]

@@ -1,0 +1,246 @@
+"""Live order status for payment forms: one ``order-events`` consumer per API process.
+
+The feed reads every partition of ``order-events`` from the end (no consumer group: each API
+process serves its own browsers, so each must see every event) and keeps, for each order it
+has seen change, the newest public status. Pages watching an order hold a
+:class:`Subscription`; the feed hands each one the newest status it has not yet had.
+Subscribers only ever see the latest version (a slow page skips intermediate statuses rather
+than queueing them), so a burst of events costs nothing per browser.
+
+``publish`` is the in-memory half and needs no broker: tests feed it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel, Field
+
+from domain.orders import Direction, OrderStatus
+from schemas.orders import OrderSnapshot
+from schemas.registry import SchemaError, decode
+from schemas.topics import ORDER_EVENTS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_SIZE = 20_000
+DEFAULT_MAX_SUBSCRIBERS = 10_000
+
+
+class PayerUpdate(BaseModel):
+    """An order's status as the payment form may see it: nothing about the partner, and the
+    payer's own card only masked. ``card_id`` stays on the server (it is never serialised)."""
+
+    uid: uuid.UUID
+    version: int
+    direction: Direction
+    status: OrderStatus
+    amount_minor: int
+    currency: str
+    expires_at_ms: int
+    payer_card_masked: str | None = None
+    card_id: str | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def from_snapshot(cls, snap: OrderSnapshot) -> PayerUpdate:
+        return cls(
+            uid=snap.uid,
+            version=snap.version,
+            direction=snap.direction,
+            status=snap.status,
+            amount_minor=snap.amount_minor,
+            currency=snap.currency,
+            expires_at_ms=snap.expires_at_ms,
+            payer_card_masked=snap.payer_card_masked,
+            card_id=snap.card_id,
+        )
+
+
+def newest(*updates: PayerUpdate | None) -> PayerUpdate | None:
+    """The update with the highest version (events carry the order's version)."""
+    found = [u for u in updates if u is not None]
+    return max(found, key=lambda u: u.version) if found else None
+
+
+class Subscription:
+    """One page watching one order: the newest update it has not consumed yet."""
+
+    def __init__(self, uid: uuid.UUID) -> None:
+        self.uid = uid
+        self.latest: PayerUpdate | None = None
+        self._changed = asyncio.Event()
+
+    def offer(self, update: PayerUpdate) -> None:
+        if self.latest is None or update.version > self.latest.version:
+            self.latest = update
+            self._changed.set()
+
+    async def next(self, after_version: int, timeout_s: float) -> PayerUpdate | None:
+        """The newest update past ``after_version``; None if none comes within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self.latest is None or self.latest.version <= after_version:
+            self._changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return None
+        return self.latest
+
+
+class FeedFullError(Exception):
+    """Too many pages are watching at once; the page falls back to polling."""
+
+
+class OrderFeed:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = "",
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._topic = topic_prefix + ORDER_EVENTS.name
+        self._cache: OrderedDict[uuid.UUID, PayerUpdate] = OrderedDict()
+        self._cache_size = cache_size
+        self._max_subscribers = max_subscribers
+        # Weak: a stream that dies without closing (its generator never ran) frees itself.
+        self._subscribers: dict[uuid.UUID, weakref.WeakSet[Subscription]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        """True while the feed reads the topic (else pages should poll)."""
+        return self._reader is not None and not self._reader.done()
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions()
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolve the end offsets now: nothing later is missed
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._reader = asyncio.create_task(self._read(), name="payform-feed")
+
+    async def _partitions(self) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            for _ in range(50):
+                [described] = await admin.describe_topics([self._topic])
+                numbers = sorted(p["partition"] for p in described.get("partitions") or [])
+                if numbers:
+                    return [TopicPartition(self._topic, p) for p in numbers]
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        raise RuntimeError(f"topic {self._topic} does not exist (run make topics)")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker comes back; the pages poll meanwhile
+                log.exception("order-events feed: fetch failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self._dispatch(record.value)
+
+    def _dispatch(self, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            _, message = decode(raw)
+        except SchemaError as exc:
+            log.warning("undecodable order event skipped: %s", exc)
+            return
+        snapshot = getattr(message, "order", None)
+        if isinstance(snapshot, OrderSnapshot):
+            self.publish(PayerUpdate.from_snapshot(snapshot))
+
+    # --- fan-out --------------------------------------------------------------------------
+
+    def publish(self, update: PayerUpdate) -> None:
+        """Remember ``update`` (when newer) and hand it to every page watching its order."""
+        known = self._cache.get(update.uid)
+        if known is None or update.version > known.version:
+            self._cache[update.uid] = update
+            self._cache.move_to_end(update.uid)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        for subscription in list(self._subscribers.get(update.uid, ())):
+            subscription.offer(update)
+
+    def latest(self, uid: uuid.UUID) -> PayerUpdate | None:
+        """The newest status this process has seen for ``uid`` since it started."""
+        return self._cache.get(uid)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    def open(self, uid: uuid.UUID) -> Subscription:
+        """Watch ``uid`` (register *before* reading the current state, so nothing slips by)."""
+        if self.subscriber_count >= self._max_subscribers:
+            raise FeedFullError(f"{self._max_subscribers} pages are already watching")
+        if len(self._subscribers) > self._max_subscribers:  # drop orders nobody watches now
+            self._subscribers = {k: v for k, v in self._subscribers.items() if v}
+        subscription = Subscription(uid)
+        self._subscribers.setdefault(uid, weakref.WeakSet()).add(subscription)
+        known = self._cache.get(uid)
+        if known is not None:
+            subscription.offer(known)
+        return subscription
+
+    def close(self, subscription: Subscription) -> None:
+        subs = self._subscribers.get(subscription.uid)
+        if subs is not None:
+            subs.discard(subscription)
+            if not subs:
+                del self._subscribers[subscription.uid]
+
+    @contextlib.contextmanager
+    def watching(self, uid: uuid.UUID) -> Iterator[Subscription]:
+        subscription = self.open(uid)
+        try:
+            yield subscription
+        finally:
+            self.close(subscription)
