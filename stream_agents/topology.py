@@ -81,5 +81,6 @@ def main() -> None:
     )
     print(f"topology: {len(created)} topics created, {len(ALL_TOPICS)} declared on {bootstrap}")
 
+
 if __name__ == "__main__":
     main()

@@ -9,15 +9,20 @@ topics carry them.
 The projector trails the agents by a moment, so on a busy system a fresh order can be in
 Kafka and not yet in PostgreSQL. A run therefore checks again, for up to ``--settle-s``
 seconds, until nothing is found; what it reports has persisted that long.
+
+``--every S`` turns the command into the periodic job: a pass every S seconds, each ending
+in one ``reconcile: N mismatch(es)`` log line (WARNING when N > 0, with every mismatch).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -28,6 +33,8 @@ from stream_agents.reconcile.kafka import check_kafka
 from stream_agents.reconcile.kafka_state import KafkaState, read_kafka_state
 from stream_agents.reconcile.report import Mismatch, report
 from stream_agents.settings import AgentSettings
+
+log = logging.getLogger("stream_agents.reconcile")
 
 
 async def reconcile(
@@ -83,21 +90,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--settle-s", type=float, default=10.0, help="re-check this long while mismatches remain"
     )
+    parser.add_argument(
+        "--every", type=float, metavar="S", help="run forever, one pass every S seconds"
+    )
     args = parser.parse_args(argv)
     engine = make_engine(args.database_url)
-    try:
-        found = asyncio.run(
-            settled(
-                engine,
-                bootstrap=None if args.no_kafka else args.kafka,
-                app_id=args.app_id,
-                topic_prefix=args.topic_prefix,
-                settle_s=args.settle_s,
-            )
+
+    def one_pass() -> Coroutine[Any, Any, list[Mismatch]]:
+        return settled(
+            engine,
+            bootstrap=None if args.no_kafka else args.kafka,
+            app_id=args.app_id,
+            topic_prefix=args.topic_prefix,
+            settle_s=args.settle_s,
         )
+
+    try:
+        if args.every is not None:
+            asyncio.run(periodically(one_pass, args.every))
+            return 0
+        found = asyncio.run(one_pass())
     finally:
         engine.dispose()
     return report(found, sys.stdout)
+
+
+async def periodically(one_pass: Callable[[], Awaitable[list[Mismatch]]], every_s: float) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    log.info("reconciling every %.0f s", every_s)
+    while True:
+        started = time.monotonic()
+        try:
+            found = await one_pass()
+        except Exception:  # a pass that cannot read a source is itself a finding
+            log.exception("reconcile pass failed")
+        else:
+            if found:
+                log.warning(
+                    "reconcile: %d mismatch(es)\n%s", len(found), "\n".join(map(str, found))
+                )
+            else:
+                log.info("reconcile: 0 mismatch(es)")
+        await asyncio.sleep(max(0.0, every_s - (time.monotonic() - started)))
 
 
 __all__ = [

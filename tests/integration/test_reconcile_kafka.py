@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 
 import pytest
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from schemas.topics import ORDER_EVENTS
-from stream_agents.reconcile import main
+from stream_agents.reconcile import Mismatch, main, periodically, settled
 from stream_agents.reconcile.kafka_state import read_topic
 from tests.fixtures.system import CURRENCY, System
 
@@ -88,3 +89,34 @@ async def test_database_drift_from_the_agents_is_found_and_fails_the_command(sys
 
     assert f"[2] order {order['uid']}: agent v2 new, db v2 processing" in found
     assert code == 1
+
+
+async def test_periodic_job_reports_each_pass(system: System, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="stream_agents.reconcile")
+    order = await deposit(system, "recon-3")
+    clean, broken = asyncio.Event(), asyncio.Event()
+
+    async def one_pass() -> list[Mismatch]:
+        found = await settled(
+            system.engine,
+            bootstrap=system.kafka_bootstrap,
+            app_id=system.app_id,
+            topic_prefix=system.topic_prefix,
+            settle_s=0,
+        )
+        (broken if found else clean).set()
+        return found
+
+    job = asyncio.create_task(periodically(one_pass, 0.3))
+    try:
+        await asyncio.wait_for(clean.wait(), 30)
+        with system.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE orders SET status = 'expired' WHERE uid = :uid"), {"uid": order["uid"]}
+            )
+        await asyncio.wait_for(broken.wait(), 30)
+        await asyncio.sleep(0.2)  # the pass logs after it returns
+    finally:
+        job.cancel()
+    assert "reconcile: 0 mismatch(es)" in caplog.text
+    assert f"[2] order {order['uid']}: agent v2 new, db v2 expired" in caplog.text
