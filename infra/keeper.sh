@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start, stop and report Keeper's own processes (agents, projector, API) in the background.
+# Start, stop and report Keeper's own processes (agents, projector, API, console,
+# reconciler) in the background.
 # The broker and the database have their own scripts (infra/kafka, infra/postgres); this one
 # runs after them. Each component: a pid file in .local/run, a log in .local/logs.
 #
@@ -17,6 +18,8 @@ cd "$ROOT"
 
 API_PORT="${KEEPER_API_PORT:-8000}"
 AGENTS_PORT="${KEEPER_AGENTS_WEB_PORT:-6066}"
+CONSOLE_PORT="${KEEPER_CONSOLE_PORT:-8501}"
+export KEEPER_CONSOLE_API_BASE_URL="${KEEPER_CONSOLE_API_BASE_URL:-http://127.0.0.1:$API_PORT}"
 export KEEPER_TOPIC_PREFIX="${KEEPER_TOPIC_PREFIX:-}"
 export KEEPER_AGENTS_TOPIC_PREFIX="${KEEPER_AGENTS_TOPIC_PREFIX:-$KEEPER_TOPIC_PREFIX}"
 export KEEPER_AGENTS_WEB_PORT="$AGENTS_PORT"
@@ -33,8 +36,18 @@ done
 COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
   "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz"
+  "console|$ROOT/.venv/bin/streamlit run ops_console/app.py --server.headless true --server.address 127.0.0.1 --server.port $CONSOLE_PORT --browser.gatherUsageStats false --client.toolbarMode viewer|http://127.0.0.1:$CONSOLE_PORT/_stcore/health"
   "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"
 )
+
+# KEEPER_WITHOUT="console reconciler": leave those components out (tests that need fewer).
+if [ -n "${KEEPER_WITHOUT:-}" ]; then
+  kept=()
+  for entry in "${COMPONENTS[@]}"; do
+    [[ " $KEEPER_WITHOUT " == *" ${entry%%|*} "* ]] || kept+=("$entry")
+  done
+  COMPONENTS=("${kept[@]}")
+fi
 
 start_one() {
   local name=$1 cmd=$2 pidfile="$RUN/$1.pid"
@@ -151,10 +164,12 @@ banner() {
   status || true
   echo
   echo "API:    http://127.0.0.1:$API_PORT  (OpenAPI: /docs, readiness: /readyz)"
+  echo "Console: http://127.0.0.1:$CONSOLE_PORT  (operators, admins, analysts; docs/console.md)"
   echo "Agents: http://127.0.0.1:$AGENTS_PORT  (Faust web)"
   if [ -f "$STATE/demo-partner.env" ]; then
     echo "Demo partner credentials: $STATE/demo-partner.env (see README, \"Try it\")"
-    echo "Demo console users: admin / operator / analyst, password <role>-demo-password"
+    echo "Demo console users: admin / operator / analyst, password <role>-demo-password" \
+      "(or \$KEEPER_DEMO_<ROLE>_PASSWORD)"
   fi
   echo "Logs: $LOGS (components), $STATE/kafka, $STATE/pg"
   echo "Stop everything with: make down"

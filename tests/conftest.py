@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.system",
     "tests.fixtures.stack",
     "tests.fixtures.browser",
+    "tests.fixtures.console",
 ]

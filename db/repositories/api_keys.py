@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.crypto import SealError, SecretBox
 from db.models import Partner, PartnerApiKey
 from db.repositories import audit
-from db.repositories.errors import NotFound
+from db.repositories.errors import InvalidInput, NotFound
 from ingest_api.signing import ApiKey
 
 KEY_ID_PREFIX: Final = "kp_"
@@ -142,6 +142,44 @@ def list_api_keys(session: Session, partner_id: str) -> list[ApiKeyInfo]:
     return [_info(row) for row in rows]
 
 
+def rotate_api_key(
+    session: Session, box: SecretBox, key_id: str, actor: str, now: datetime | None = None
+) -> tuple[str, str]:
+    """Replace ``key_id`` at once: a new active key for the same partner, the old one
+    revoked, in one transaction; ``(new key_id, secret)`` (show the secret once).
+
+    For a rotation without a gap, issue a second key instead, let the partner switch, then
+    revoke the old one.
+    """
+    row = session.get(PartnerApiKey, key_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"API key {key_id!r} does not exist")
+    if row.status == "revoked":
+        raise InvalidInput(f"API key {key_id!r} is revoked already; issue a new key instead")
+    new_id, secret = issue_api_key(session, box, row.partner_id, actor)
+    revoke_api_key(session, key_id, actor, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="api_key.rotate",
+        entity="api_key",
+        entity_id=key_id,
+        before={"key_id": key_id, "partner_id": row.partner_id, "status": "active"},
+        after={"key_id": new_id, "partner_id": row.partner_id, "replaces": key_id},
+    )
+    return new_id, secret
+
+
+def list_all_api_keys(session: Session) -> list[ApiKeyInfo]:
+    """Every partner's keys (partner, then newest first), without their secrets."""
+    rows = session.scalars(
+        select(PartnerApiKey).order_by(
+            PartnerApiKey.partner_id, PartnerApiKey.created_at.desc(), PartnerApiKey.key_id
+        )
+    )
+    return [_info(row) for row in rows]
+
+
 def touch_api_key(session: Session, key_id: str, now: datetime, interval_s: float) -> bool:
     """Set ``last_used_at = now`` unless it was set less than ``interval_s`` ago."""
     result = session.execute(
@@ -209,9 +247,11 @@ __all__ = [
     "SealError",
     "find_api_key",
     "issue_api_key",
+    "list_all_api_keys",
     "list_api_keys",
     "new_key_id",
     "new_secret",
     "revoke_api_key",
+    "rotate_api_key",
     "touch_api_key",
 ]

@@ -352,6 +352,51 @@ def set_card_status(
     )
 
 
+def update_card(
+    session: Session,
+    card_id: uuid.UUID | str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    expires_on: date,
+    daily_limit_minor: int,
+    monthly_limit_minor: int,
+    daily_count_limit: int,
+    monthly_count_limit: int,
+    min_order_minor: int,
+    max_order_minor: int,
+    bank: str | None = None,
+    holder: str | None = None,
+) -> CardConfigured:
+    """Replace the card's limits and expiry (and bank / holder when given), checked by the
+    same rules as :func:`add_card`; the number itself never changes."""
+    row = _row(session, card_id)
+    if row is None:
+        raise NotFound(f"card {card_id} does not exist")
+    limits = {
+        "daily_limit_minor": daily_limit_minor,
+        "monthly_limit_minor": monthly_limit_minor,
+        "daily_count_limit": daily_count_limit,
+        "monthly_count_limit": monthly_count_limit,
+        "min_order_minor": min_order_minor,
+        "max_order_minor": max_order_minor,
+    }
+    _check_limits(currency=row.currency.strip(), expires_on=expires_on, **limits)
+    apply: dict[str, Any] = {"expires_on": expires_on, **limits}
+    if bank is not None:
+        apply["bank"] = text("bank", bank)
+    if holder is not None:
+        apply["holder"] = text("holder", holder)
+    return _change(
+        session,
+        card_id,
+        action="card.update",
+        actor=actor,
+        expected_version=expected_version,
+        apply=apply,
+    )
+
+
 __all__ = [
     "CardPublic",
     "PoolView",
@@ -367,4 +412,5 @@ __all__ = [
     "list_pools",
     "set_card_holiday",
     "set_card_status",
+    "update_card",
 ]

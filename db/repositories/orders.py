@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from db.crypto import SecretBox
 from db.models import Card, Order, OrderEvent
+from db.repositories import audit
 from db.repositories._common import as_uuid, aware
 from db.repositories.errors import InvalidInput
 
@@ -255,6 +256,28 @@ def order_events(session: Session, uid: uuid.UUID | str) -> list[OrderEventView]
     ]
 
 
+def reveal_payer_card(
+    session: Session, box: SecretBox, uid: uuid.UUID | str, actor: str
+) -> str | None:
+    """:func:`order_payer_card` for a person, audited: who saw which order's full card
+    (the audit row names the order and the masked number, never the number itself)."""
+    order = get_order(session, uid)
+    if order is None:
+        return None
+    pan = order_payer_card(session, box, order.uid)
+    if pan is not None:
+        audit.record(
+            session,
+            actor=actor,
+            action="order.reveal_payer_card",
+            entity="order",
+            entity_id=str(order.uid),
+            before=None,
+            after={"payer_card_masked": order.payer_card_masked},
+        )
+    return pan
+
+
 __all__ = [
     "MAX_PAGE",
     "InvalidCursor",
@@ -267,4 +290,5 @@ __all__ = [
     "list_orders",
     "order_events",
     "order_payer_card",
+    "reveal_payer_card",
 ]

@@ -107,6 +107,40 @@ def session_user(session: Session, token: str, now: datetime, idle_s: int) -> Co
     )
 
 
+def peek_session_user(
+    session: Session, token: str, now: datetime, idle_s: int
+) -> ConsoleUser | None:
+    """Like :func:`session_user` but read-only: ``last_seen_at`` stays where it is.
+
+    For checks that are not the user's own activity (a page refreshing itself every second
+    must not keep an abandoned session alive past its idle limit).
+    """
+    aware("now", now)
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    found = session.execute(
+        select(ConsoleSession, UserRow)
+        .join(UserRow, UserRow.id == ConsoleSession.user_id)
+        .where(ConsoleSession.token_sha256 == token_digest(token))
+    ).one_or_none()
+    if found is None:
+        return None
+    row, user = found
+    if (
+        row.revoked_at is not None
+        or now >= row.expires_at
+        or now - row.last_seen_at >= timedelta(seconds=idle_s)
+        or not user.is_active
+    ):
+        return None
+    return ConsoleUser(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        password_changed_at=user.password_changed_at,
+    )
+
+
 def close_session(session: Session, token: str, now: datetime | None = None) -> bool:
     """Log out: revoke the session; ``True`` if it was open."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
@@ -138,6 +172,7 @@ __all__ = [
     "close_session",
     "new_token",
     "open_session",
+    "peek_session_user",
     "prune_sessions",
     "session_user",
     "token_digest",

@@ -181,13 +181,107 @@ def change_password(
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleUserInfo:
+    """A console user as an admin sees it (never the password hash)."""
+
+    id: uuid.UUID
+    username: str
+    role: str
+    is_active: bool
+    password_changed_at: datetime
+    created_at: datetime
+
+
+def list_users(session: Session) -> list[ConsoleUserInfo]:
+    rows = session.scalars(select(UserRow).order_by(UserRow.username))
+    return [
+        ConsoleUserInfo(
+            id=row.id,
+            username=row.username,
+            role=row.role,
+            is_active=row.is_active,
+            password_changed_at=row.password_changed_at,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+def _user_row(session: Session, username: str) -> UserRow:
+    row = session.scalars(
+        select(UserRow).where(UserRow.username == username.strip().lower()).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"user {username!r} does not exist")
+    return row
+
+
+def _revoke_sessions(session: Session, row: UserRow) -> None:
+    session.execute(
+        update(ConsoleSession)
+        .where(ConsoleSession.user_id == row.id, ConsoleSession.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def set_user_role(session: Session, username: str, role: str, *, actor: str) -> bool:
+    """Give ``username`` another role; ``False`` when it already has it. Takes effect on the
+    user's next request (roles are read per request, sessions stay open)."""
+    if role not in CONSOLE_ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(CONSOLE_ROLES)}")
+    row = _user_row(session, username)
+    if row.role == role:
+        return False
+    before = {"username": row.username, "role": row.role}
+    row.role = role
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.role",
+        entity="user",
+        entity_id=str(row.id),
+        before=before,
+        after={"username": row.username, "role": role},
+    )
+    return True
+
+
+def set_user_active(session: Session, username: str, active: bool, *, actor: str) -> bool:
+    """Enable or disable a user; disabling closes their open sessions. ``False`` when the
+    user was in that state already."""
+    row = _user_row(session, username)
+    if row.is_active == active:
+        return False
+    row.is_active = active
+    if not active:
+        _revoke_sessions(session, row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.activate" if active else "user.deactivate",
+        entity="user",
+        entity_id=str(row.id),
+        before={"username": row.username, "is_active": not active},
+        after={"username": row.username, "is_active": active},
+    )
+    return True
+
+
 __all__ = [
     "MIN_PASSWORD_LENGTH",
     "ConsoleUser",
+    "ConsoleUserInfo",
     "authenticate",
     "change_password",
     "create_user",
     "get_user",
     "hash_password",
+    "list_users",
     "normalise_username",
+    "set_user_active",
+    "set_user_role",
 ]

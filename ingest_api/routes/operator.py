@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, status
 
+from db.repositories import audit
 from db.repositories import orders as orders_repo
 from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
@@ -174,6 +175,24 @@ async def decide(
     if not reply.accepted:
         raise refused(reply)
     assert reply.order is not None
+    order = reply.order
+    await services.db(
+        lambda s: audit.record(
+            s,
+            actor=user.username,
+            action="order.decide",
+            entity="order",
+            entity_id=str(order.uid),
+            before={"status": "processing"},
+            after={
+                "status": str(order.status),
+                "verdict": str(body.verdict),
+                "reason": body.reason,
+                "decision_id": str(command.decision_id),
+            },
+        ),
+        commit=True,
+    )
     return DecisionPublic(
         uid=reply.order.uid,
         status=reply.order.status,

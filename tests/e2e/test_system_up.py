@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 API_PORT = 18080  # away from a `make run` instance on 8000
 AGENTS_PORT = 16066
+CONSOLE_PORT = 18501
 PAYER_PAN = "4000000000000002"
 DEADLINE_S = 60.0
 
@@ -43,6 +44,7 @@ def running(
         "KEEPER_STATE": str(tmp_path),
         "KEEPER_API_PORT": str(API_PORT),
         "KEEPER_AGENTS_WEB_PORT": str(AGENTS_PORT),
+        "KEEPER_CONSOLE_PORT": str(CONSOLE_PORT),
         "KEEPER_AGENTS_APP_ID": name,
         "KEEPER_TOPIC_PREFIX": f"{name}.",
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -58,7 +60,8 @@ def running(
         down = run_infra("infra/keeper.sh", "down", env=env)
         assert down.returncode == 0, down.stdout + down.stderr
         assert not port_open("127.0.0.1", API_PORT)
-        for component in ("agents", "projector", "api"):
+        assert not port_open("127.0.0.1", CONSOLE_PORT)
+        for component in ("agents", "projector", "api", "console", "reconciler"):
             assert (tmp_path / "logs" / f"{component}.log").exists()
 
 
@@ -149,6 +152,8 @@ def eventually_in_queue(uid: str) -> None:
 def test_readme_walkthrough_deposit_then_withdrawal(running: dict[str, str]):
     base = f"http://127.0.0.1:{API_PORT}"
     assert httpx.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
+    console = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/_stcore/health", timeout=10)
+    assert console.status_code == 200, console.text
     assert "/v1/operator/queue" in httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
 
     deposit = keeper(

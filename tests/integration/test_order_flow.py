@@ -110,6 +110,14 @@ async def test_deposit_from_create_to_credited_balance(sys_: System):
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved"
     assert decided.json()["decided_by"] == "olga"
+    [audited] = s.sql(
+        "SELECT actor, before, after FROM audit_log WHERE action = 'order.decide' "
+        "AND entity_id = :uid",
+        uid=order["uid"],
+    )
+    assert audited.actor == "olga"
+    assert audited.before == {"status": "processing"}
+    assert audited.after["status"] == "approved"
 
     await balance_becomes(s, amount - 3750, 0)
     after = await s.api.get("/v1/operator/queue", headers=await s.login("olga"))

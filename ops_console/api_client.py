@@ -1,0 +1,91 @@
+"""The console's calls to the Keeper API: sign-in, sign-out, password change, decisions.
+
+The console never decides an order or opens a session itself: the API checks the role again
+and sends the decision through the order agent, which serialises concurrent decisions. The
+transport is injectable (``httpx.MockTransport`` in unit tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class ApiCallError(Exception):
+    """The API refused a call (``status``, stable ``code``) or could not be reached."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    token: str
+    username: str
+    role: str
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    uid: str
+    status: str
+    decided_by: str | None
+
+
+class KeeperApi:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 15.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._transport = transport
+
+    def _post(self, path: str, body: dict[str, Any], token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            with httpx.Client(
+                base_url=self._base_url, timeout=self._timeout_s, transport=self._transport
+            ) as client:
+                answer = client.post(path, json=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise ApiCallError(0, "api_unreachable", f"the API did not answer: {error}") from None
+        if answer.is_success:
+            return answer
+        raise _refusal(answer)
+
+    def login(self, username: str, password: str) -> SignedIn:
+        body = self._post("/v1/auth/login", {"username": username, "password": password}).json()
+        return SignedIn(body["token"], body["username"], body["role"], body["expires_at"])
+
+    def logout(self, token: str) -> None:
+        self._post("/v1/auth/logout", {}, token)
+
+    def change_password(self, token: str, current: str, new: str) -> None:
+        self._post("/v1/auth/password", {"current_password": current, "new_password": new}, token)
+
+    def decide(self, token: str, uid: str, verdict: str, reason: str) -> Decision:
+        path = f"/v1/operator/orders/{uid}/decision"
+        body = self._post(path, {"verdict": verdict, "reason": reason}, token).json()
+        return Decision(str(body["uid"]), body["status"], body.get("decided_by"))
+
+
+def _refusal(answer: httpx.Response) -> ApiCallError:
+    try:
+        error = answer.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+        details = error.get("details") or []
+        if code == "invalid_request" and details:
+            message = "; ".join(f"{d.get('field')}: {d.get('problem')}" for d in details)
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {answer.status_code}"
+    return ApiCallError(answer.status_code, code, message)

@@ -1,0 +1,58 @@
+"""Which role may open which page: the single table both the navigation and the pages read.
+
+The navigation offers a user only the pages of their role; each page checks again when it
+runs (a bookmarked URL must not open a page the role lacks), and the API checks a third time
+for anything that acts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ADMIN: Final = "admin"
+OPERATOR: Final = "operator"
+ANALYST: Final = "analyst"
+
+PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
+    "queue": frozenset({OPERATOR, ADMIN}),
+    "orders": frozenset({OPERATOR, ADMIN, ANALYST}),
+    "balances": frozenset({OPERATOR, ADMIN, ANALYST}),
+    "dashboards": frozenset({ANALYST, ADMIN}),
+    "partners": frozenset({ADMIN}),
+    "api_keys": frozenset({ADMIN}),
+    "cards": frozenset({ADMIN}),
+    "users": frozenset({ADMIN}),
+    "audit": frozenset({ADMIN}),
+    "account": frozenset({OPERATOR, ADMIN, ANALYST}),
+}
+
+
+def may_open(role: str | None, page: str) -> bool:
+    return role is not None and role in PAGE_ROLES.get(page, frozenset())
+
+
+#: The pages by navigation section: (page key, file under ops_console/, title, icon).
+SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
+    "Operations": [
+        ("queue", "views/queue.py", "Operator queue", ":material/notifications_active:"),
+        ("orders", "views/orders.py", "Orders", ":material/receipt_long:"),
+        ("balances", "views/balances.py", "Balances and ledger", ":material/account_balance:"),
+    ],
+    "Analytics": [
+        ("dashboards", "views/dashboards.py", "Dashboards", ":material/monitoring:"),
+    ],
+    "Admin": [
+        ("partners", "views/partners.py", "Partners", ":material/storefront:"),
+        ("api_keys", "views/api_keys.py", "API keys", ":material/key:"),
+        ("cards", "views/cards.py", "Card pools and cards", ":material/credit_card:"),
+        ("users", "views/users.py", "Console users", ":material/group:"),
+        ("audit", "views/audit.py", "Audit log", ":material/history:"),
+    ],
+    "Account": [
+        ("account", "views/account.py", "My account", ":material/person:"),
+    ],
+}
+
+
+def page_title(page: str) -> str:
+    return next(t for pages in SECTIONS.values() for k, _, t, _ in pages if k == page)

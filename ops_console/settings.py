@@ -1,0 +1,44 @@
+"""Settings of the console process, from the environment (one class per process).
+
+``KEEPER_CONSOLE_*`` names the console's own settings; the database, broker, topic prefix and
+session idle limit fall back to the names the other processes read, so one environment
+configures the whole system.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.settings import DEFAULT_DATABASE_URL
+
+
+class ConsoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEPER_CONSOLE_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("KEEPER_CONSOLE_DATABASE_URL", "DATABASE_URL"),
+    )
+    api_base_url: str = "http://127.0.0.1:8000"
+    #: How often the operator queue re-reads PostgreSQL, in seconds.
+    refresh_s: float = Field(1.0, gt=0)
+    api_timeout_s: float = Field(15.0, gt=0)
+    #: Idle limit of a console session; the API enforces the same limit on every call.
+    session_idle_s: int = Field(
+        30 * 60,
+        gt=0,
+        validation_alias=AliasChoices("KEEPER_CONSOLE_SESSION_IDLE_S", "KEEPER_SESSION_IDLE_S"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KEEPER_CONSOLE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    topic_prefix: str = Field(
+        "", validation_alias=AliasChoices("KEEPER_CONSOLE_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
+    )
+    #: Publish configuration changes to the compacted config topics (off: PostgreSQL only).
+    publish_config: bool = True
+    publish_timeout_s: float = Field(15.0, gt=0)

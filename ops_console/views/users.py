@@ -1,0 +1,63 @@
+"""Console users and roles: create, change role, disable (which closes their sessions).
+Admins cannot demote or disable themselves, so the console never loses its last admin by
+accident."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from db.models import CONSOLE_ROLES
+from db.repositories import users
+from ops_console import auth, changes, queries, runtime
+from ops_console.roles import page_title
+
+who = auth.require("users")
+st.title(page_title("users"))
+changes.show_notice()
+
+listed = queries.users(runtime.engine())
+st.dataframe(listed, hide_index=True, width="stretch")
+
+change, create = st.tabs(["Change a user", "New user"])
+with change:
+    others = [name for name in listed["username"] if name != who.username]
+    if not others:
+        st.info("No other user.")
+    else:
+        name = st.selectbox("User", others, key="user_pick")
+        row = listed[listed["username"] == name].iloc[0]
+        role = st.selectbox(
+            "Role", CONSOLE_ROLES, index=CONSOLE_ROLES.index(row["role"]), key="user_role"
+        )
+        columns = st.columns(2)
+        if columns[0].button("Save role", key="save_role", type="primary"):
+            changed = changes.apply(
+                lambda s: users.set_user_role(s, name, role, actor=who.username)
+            )
+            if changed is not None:
+                changes.done(f"{name} is now {role}." if changed else f"{name} already is {role}.")
+        active = bool(row["is_active"])
+        label = "Disable (closes their sessions)" if active else "Enable"
+        if columns[1].button(label, key="toggle_user"):
+            changed = changes.apply(
+                lambda s: users.set_user_active(s, name, not active, actor=who.username)
+            )
+            if changed is not None:
+                changes.done(f"{name} {'disabled' if active else 'enabled'}.")
+
+with create:
+    with st.form("new_user", clear_on_submit=True):
+        username = st.text_input("Username", key="new_username")
+        new_role = st.selectbox("Role", CONSOLE_ROLES, index=1, key="new_role")
+        password = st.text_input(
+            f"Initial password (at least {users.MIN_PASSWORD_LENGTH} characters)",
+            type="password",
+            key="new_password",
+        )
+        submitted = st.form_submit_button("Create user", type="primary")
+    if submitted:
+        created = changes.apply(
+            lambda s: users.create_user(s, username, password, new_role, who.username)
+        )
+        if created is not None:
+            changes.done(f"User {created.username} ({created.role}) created.")

@@ -1,0 +1,145 @@
+"""Console sign-in, roles, timeouts, sign-out and password change, with ``AppTest`` against
+a real PostgreSQL and the real API over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ops_console.auth import AUTH_KEY
+from ops_console.nav import visible_keys
+from ops_console.roles import PAGE_ROLES, page_title
+from tests.fixtures.console import CONSOLE_USERS, Console, sign_in
+from tests.fixtures.system import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+username_role = dict(CONSOLE_USERS)
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("error", "warning", "info", "success") for e in at.get(kind)]
+    parts += [m.value for m in at.markdown]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_signed_out_sees_only_sign_in(console_light: Console):
+    at = console_light.app().run()
+    assert not at.exception
+    assert titles(at) == ["Keeper console"]
+    for page in PAGE_ROLES:  # whatever address is asked for: the sign-in form
+        at.switch_page(f"views/{page}.py").run()
+        assert titles(at) == ["Keeper console"], page
+
+
+def test_wrong_password_is_refused(console_light: Console):
+    at = sign_in(console_light.app(), "olga", "not the password at all")
+    assert not at.exception
+    assert "Wrong username or password." in [e.value for e in at.error]
+    assert AUTH_KEY not in at.session_state
+
+
+def opens(at: AppTest, page: str) -> bool:
+    """Whether asking for ``page`` shows it (a page the role is not offered is reachable by
+    its address, and must refuse by itself)."""
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, page
+    return page_title(page) in titles(at) and "may not open" not in texts(at)
+
+
+@pytest.mark.parametrize(
+    ("username", "landing", "allowed"),
+    [
+        ("olga", "Operator queue", {"queue", "orders", "balances", "account"}),
+        ("ann", "Orders", {"orders", "balances", "dashboards", "account"}),
+        ("adam", "Operator queue", set(PAGE_ROLES)),
+    ],
+)
+def test_each_role_is_offered_its_pages_only(
+    console_light: Console, username: str, landing: str, allowed: set[str]
+):
+    at = sign_in(console_light.app(), username)
+    assert not at.exception
+    assert titles(at) == [landing]
+    assert set(visible_keys(username_role[username])) == allowed
+    shown = {page for page in PAGE_ROLES if opens(at, page)}
+    assert shown == allowed
+
+
+def test_a_page_checks_the_role_itself(console_light: Console):
+    """A page open when the role changes refuses on the next run (the role is read from
+    PostgreSQL every run; the page checks it, not just the navigation)."""
+    at = sign_in(console_light.app(), "adam")
+    at.switch_page("views/partners.py").run()
+    assert titles(at) == ["Partners"]
+    console_light.execute("UPDATE console_users SET role = 'analyst' WHERE username = 'adam'")
+    at.run()
+    assert "Partners" not in titles(at)
+
+
+def test_idle_session_times_out(console_light: Console):
+    at = sign_in(console_light.app(), "olga")
+    assert titles(at) == ["Operator queue"]
+    past = datetime.now(UTC) - timedelta(hours=2)
+    console_light.execute("UPDATE console_sessions SET last_seen_at = :t, created_at = :t", t=past)
+    at.run()
+    assert titles(at) == ["Keeper console"]
+    assert "expired" in texts(at)
+
+
+def test_absolute_session_timeout(console_light: Console):
+    at = sign_in(console_light.app(), "olga")
+    console_light.execute(
+        "UPDATE console_sessions SET created_at = :c, last_seen_at = now(), expires_at = :e",
+        c=datetime.now(UTC) - timedelta(hours=13),
+        e=datetime.now(UTC) - timedelta(seconds=1),
+    )
+    at.run()
+    assert titles(at) == ["Keeper console"]
+
+
+def test_sign_out_closes_the_session(console_light: Console):
+    at = sign_in(console_light.app(), "ann")
+    at.button(key="sign_out").click().run()
+    assert titles(at) == ["Keeper console"]
+    assert "signed out" in texts(at)
+    assert console_light.sql("SELECT count(*) FROM console_sessions WHERE revoked_at IS NULL") == [
+        (0,)
+    ]
+
+
+def test_password_change(console_light: Console):
+    at = sign_in(console_light.app(), "ann")
+    at.switch_page("views/account.py").run()
+    new = "a brand new passphrase"
+    at.text_input(key="pw_current").input(PASSWORD)
+    at.text_input(key="pw_new").input(new)
+    at.text_input(key="pw_again").input("something else entirely")
+    at.button[0].click().run()
+    assert "The new passwords differ." in [e.value for e in at.error]
+
+    at.text_input(key="pw_current").input("wrong current password")
+    at.text_input(key="pw_new").input(new)
+    at.text_input(key="pw_again").input(new)
+    at.button[0].click().run()
+    assert "The current password is wrong." in [e.value for e in at.error]
+
+    at.text_input(key="pw_current").input(PASSWORD)
+    at.text_input(key="pw_new").input(new)
+    at.text_input(key="pw_again").input(new)
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("Password changed" in s.value for s in at.success)
+    at.run()
+    assert titles(at) == ["My account"]  # still signed in, on a fresh session
+
+    again = sign_in(console_light.app(), "ann", new)
+    assert titles(again) == ["Orders"]
+    audit = console_light.sql("SELECT action FROM audit_log WHERE actor = 'ann'")
+    assert [a for (a,) in audit] == ["user.password_change"]
