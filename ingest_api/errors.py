@@ -118,6 +118,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's own 400: a body it could not even decode (not UTF-8, say). To the caller
+        # that is the same mistake as a JSON syntax error, so it gets the same answer.
+        return error_response(400, "malformed_json", "the request body is not valid JSON")
     codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     code = codes.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
@@ -152,6 +156,20 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(KafkaError, _broker_unavailable)
 
+
+#: For route decorators of endpoints that take a JSON body: it may not parse, or be too big.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON"},
+    413: {"model": ErrorResponse, "description": "Body too large"},
+}
+#: For route decorators of endpoints that read the database.
+UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "Database or broker unavailable; retry"},
+}
+#: For route decorators of endpoints that wait for the order agent's answer.
+TIMEOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    504: {"model": ErrorResponse, "description": "No answer in time; read the order again"},
+}
 
 #: For route decorators: the error responses every authenticated endpoint may give.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -85,7 +85,7 @@ class OrderAccepted(BaseModel):
 class OrderPage(BaseModel):
     items: list[OrderPublic]
     next_after: str | None = Field(
-        None, description="pass as `after` to get the next page; absent on the last page"
+        None, description="pass as `after` to get the next page; null on the last page"
     )
 
 

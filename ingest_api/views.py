@@ -92,6 +92,11 @@ def from_row(row: OrderRowLike, base_url: str, card: CardToPay | None) -> OrderP
 
 
 def payer_status(order: OrderPublic) -> PayerStatus:
+    """The public view of an order. The full number of the card to pay to is shown only
+    while the payer may still pay (``new``); afterwards ``number`` is the masked form."""
+    card = order.card
+    if card is not None and order.status is not OrderStatus.NEW:
+        card = card.model_copy(update={"number": card.masked})
     return PayerStatus(
         uid=order.uid,
         direction=order.direction,
@@ -99,6 +104,6 @@ def payer_status(order: OrderPublic) -> PayerStatus:
         amount_minor=order.amount_minor,
         currency=order.currency,
         expires_at=order.expires_at,
-        card=order.card,
+        card=card,
         payer_card_masked=order.payer_card_masked,
     )

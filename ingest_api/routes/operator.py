@@ -21,7 +21,13 @@ from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
 from domain.orders import Direction
 from ingest_api.deps import ServicesDep
-from ingest_api.errors import ApiError, ErrorResponse
+from ingest_api.errors import (
+    BODY_RESPONSES,
+    TIMEOUT_RESPONSES,
+    UNAVAILABLE_RESPONSES,
+    ApiError,
+    ErrorResponse,
+)
 from ingest_api.models import (
     DecisionCreate,
     DecisionPublic,
@@ -34,7 +40,7 @@ from ingest_api.models import (
 from ingest_api.orders_common import parse_uid, refused
 from schemas.orders import DecideOrder, Verdict
 
-router = APIRouter(prefix="/v1", tags=["console"])
+router = APIRouter(prefix="/v1", tags=["console"], responses=UNAVAILABLE_RESPONSES)
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid session"},
@@ -73,7 +79,10 @@ CurrentUser = Annotated[users_repo.ConsoleUser, Depends(current_user)]
 @router.post(
     "/auth/login",
     summary="Sign in as a console user",
-    responses={401: {"model": ErrorResponse, "description": "Wrong username or password"}},
+    responses={
+        **BODY_RESPONSES,
+        401: {"model": ErrorResponse, "description": "Wrong username or password"},
+    },
 )
 async def login(body: LoginRequest, services: ServicesDep) -> SessionPublic:
     user = await services.db(lambda s: users_repo.authenticate(s, body.username, body.password))
@@ -99,7 +108,11 @@ async def logout(
     await services.db(lambda s: sessions_repo.close_session(s, token), commit=True)
 
 
-@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
+@router.post(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**UNAUTHORIZED, **BODY_RESPONSES},
+)
 async def change_password(body: PasswordChange, user: CurrentUser, services: ServicesDep) -> None:
     changed = await services.db(
         lambda s: users_repo.change_password(s, user.id, body.current_password, body.new_password),
@@ -150,8 +163,10 @@ async def queue(
     summary="Approve, reject or fail an order awaiting a decision",
     responses={
         **UNAUTHORIZED,
+        **BODY_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such order"},
         409: {"model": ErrorResponse, "description": "Already decided, or not awaiting one"},
+        **TIMEOUT_RESPONSES,
     },
 )
 async def decide(

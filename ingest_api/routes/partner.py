@@ -7,7 +7,7 @@ only the caller's own orders: another partner's order is answered exactly like a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -19,7 +19,7 @@ from domain.ids import order_uid
 from domain.money import validate_currency
 from domain.orders import Direction, OrderStatus
 from ingest_api.deps import CurrentPartner, Services, ServicesDep
-from ingest_api.errors import COMMON_RESPONSES, ApiError, ErrorResponse
+from ingest_api.errors import COMMON_RESPONSES, TIMEOUT_RESPONSES, ApiError, ErrorResponse
 from ingest_api.models import (
     BalanceList,
     BalancePublic,
@@ -101,14 +101,15 @@ async def list_orders(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPage:
+    since, until = _utc(created_from), _utc(created_to)
     page = await services.db(
         lambda s: orders_repo.list_orders(
             s,
             partner_id=partner.partner_id,
             status=status_,
             direction=direction,
-            created_from=created_from,
-            created_to=created_to,
+            created_from=since,
+            created_to=until,
             limit=limit,
             after=after,
         )
@@ -118,12 +119,26 @@ async def list_orders(
     return OrderPage(items=items, next_after=page.next_after)
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """A filter's moment in UTC: PostgreSQL takes offsets up to ±15:59 only, and ``+16:00``
+    is valid ISO 8601. A moment past either end of what UTC holds here (year 1 east of
+    Greenwich, 9999 west of it) becomes that end, which filters exactly the same."""
+    if moment is None or moment.utcoffset() is None:
+        return moment  # naive: the repository refuses it with a precise error
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        end = datetime.max if moment.year == datetime.max.year else datetime.min
+        return end.replace(tzinfo=UTC)
+
+
 @router.post(
     "/orders/{uid}/cancel",
     summary="Cancel an order the payer has not acted on",
     responses={
         404: {"model": ErrorResponse, "description": "No such order of yours"},
         409: {"model": ErrorResponse, "description": "The order is no longer new"},
+        **TIMEOUT_RESPONSES,
     },
 )
 async def cancel_order(uid: str, partner: CurrentPartner, services: ServicesDep) -> OrderPublic:

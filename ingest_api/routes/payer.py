@@ -14,13 +14,19 @@ from db.crypto import CardNumberError, mask_pan, normalise_pan
 from db.repositories import orders as orders_repo
 from domain.orders import Direction
 from ingest_api.deps import ServicesDep
-from ingest_api.errors import ApiError, ErrorResponse
+from ingest_api.errors import (
+    BODY_RESPONSES,
+    TIMEOUT_RESPONSES,
+    UNAVAILABLE_RESPONSES,
+    ApiError,
+    ErrorResponse,
+)
 from ingest_api.models import PayerConfirm, PayerStatus
 from ingest_api.orders_common import card_to_pay, parse_uid, public_from_reply, refused
 from ingest_api.views import from_row, payer_status
 from schemas.orders import ConfirmPayment
 
-router = APIRouter(prefix="/v1/pay", tags=["payer"])
+router = APIRouter(prefix="/v1/pay", tags=["payer"], responses=UNAVAILABLE_RESPONSES)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such order"}
@@ -42,8 +48,10 @@ async def payer_order(uid: str, services: ServicesDep) -> PayerStatus:
     summary='"I have paid" (deposit) or the card to pay to (withdrawal)',
     responses={
         **NOT_FOUND,
+        **BODY_RESPONSES,
         409: {"model": ErrorResponse, "description": "The order can no longer be confirmed"},
         422: {"model": ErrorResponse, "description": "Invalid card number"},
+        **TIMEOUT_RESPONSES,
     },
 )
 async def confirm(uid: str, body: PayerConfirm, services: ServicesDep) -> PayerStatus:
