@@ -45,6 +45,7 @@ from db.models.base import (
     matches,
     one_of,
 )
+from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.orders import Order, OrderEvent
@@ -66,6 +67,8 @@ __all__ = [
     "AuditLog",
     "BalanceSnapshot",
     "Base",
+    "CallbackDelivery",
+    "CallbackSecret",
     "Card",
     "CardPool",
     "ConsoleSession",

@@ -31,6 +31,8 @@ def test_schema_has_the_expected_tables() -> None:
         "audit_log",
         "balance_snapshots",
         "card_pools",
+        "callback_deliveries",
+        "callback_secrets",
         "cards",
         "console_sessions",
         "console_users",

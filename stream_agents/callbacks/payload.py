@@ -1,0 +1,103 @@
+"""What a partner receives: which events are owed, the delivery id, the exact JSON body.
+
+Pure functions of an order event (no I/O), so the same event always yields the same
+delivery id and the same bytes, however often Kafka redelivers it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from schemas.envelope import Envelope
+from schemas.orders import (
+    OrderApproved,
+    OrderCancelled,
+    OrderDeclined,
+    OrderExpired,
+    OrderFailed,
+    OrderRejected,
+    OrderSnapshot,
+)
+
+#: Namespace of delivery ids: ``uuid5(namespace, "<order uid>:<event type>")``.
+DELIVERY_NAMESPACE: Final = uuid.UUID("3b0f6d2a-8c41-4e57-b9a6-51d2c7e08f14")
+
+#: The events a partner is called back for: one per order, its terminal one.
+TERMINAL_EVENTS: Final = (
+    OrderApproved,
+    OrderRejected,
+    OrderFailed,
+    OrderDeclined,
+    OrderExpired,
+    OrderCancelled,
+)
+TerminalEvent = (
+    OrderApproved | OrderRejected | OrderFailed | OrderDeclined | OrderExpired | OrderCancelled
+)
+
+
+def delivery_id(order_uid: uuid.UUID, event_type: str) -> uuid.UUID:
+    """The id a partner dedupes on: the same order and event always give the same id."""
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"{order_uid}:{event_type}")
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """``2026-01-01T00:00:00.000Z``: UTC, milliseconds, the form every body uses."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def order_fields(order: OrderSnapshot) -> dict[str, Any]:
+    """The order as the partner API shows it; cards only masked, operators not named."""
+    return {
+        "uid": str(order.uid),
+        "partner_order_id": order.partner_order_id,
+        "direction": order.direction.value,
+        "status": order.status.value,
+        "amount_minor": order.amount_minor,
+        "fee_minor": order.fee_minor,
+        "currency": order.currency,
+        "decline_reason": order.decline_reason.value if order.decline_reason else None,
+        "payer_card_masked": order.payer_card_masked,
+        "created_at": iso_ms(order.created_at_ms),
+        "expires_at": iso_ms(order.expires_at_ms),
+        "updated_at": iso_ms(order.updated_at_ms),
+        "version": order.version,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery row to insert: identity, routing facts and the exact body."""
+
+    delivery_id: uuid.UUID
+    order_uid: uuid.UUID
+    event_type: str
+    order_version: int
+    partner_id: str
+    body: str
+
+
+def new_delivery(env: Envelope, event: TerminalEvent) -> NewDelivery:
+    """The delivery owed for ``event`` (its envelope gives the time it happened)."""
+    order = event.order
+    ident = delivery_id(order.uid, event.TYPE)
+    occurred = env.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds")
+    document = {
+        "delivery_id": str(ident),
+        "event": event.TYPE,
+        "occurred_at": occurred.replace("+00:00", "Z"),
+        "order": order_fields(order),
+    }
+    return NewDelivery(
+        delivery_id=ident,
+        order_uid=order.uid,
+        event_type=event.TYPE,
+        order_version=order.version,
+        partner_id=order.partner_id,
+        body=json.dumps(document, separators=(",", ":")),
+    )

@@ -1,0 +1,477 @@
+"""Partner callbacks on the real broker and PostgreSQL, into a real HTTP receiver.
+
+Each test gets its own topics and migrated database; order events are published straight to
+``<prefix>.order-events`` and the real projector (in-process) writes ``orders``, which the
+sender waits for. The callbacks process runs in-process too (``run_callbacks``), and a small
+aiohttp server on a free port plays the partner: it records every request and answers what
+the test scripts (500s first, slow answers, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from db.crypto import SecretBox
+from db.models import Base
+from db.repositories import callbacks as repo
+from schemas import orders
+from schemas.registry import encode
+from schemas.topics import DEAD_LETTERS, LEDGER_EVENTS, ORDER_EVENTS
+from stream_agents.callbacks.payload import delivery_id
+from stream_agents.callbacks.process import main as callbacks_main
+from stream_agents.callbacks.process import run_callbacks
+from stream_agents.callbacks.settings import CallbackSettings
+from stream_agents.callbacks.verify import verify_callback
+from stream_agents.projector import ProjectorSettings, run_projector
+from stream_agents.topology import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 45.0
+SHOP, RIVAL = "shop", "rival"
+T0 = 1_767_225_600_000
+S = orders.OrderStatus
+
+
+# --- the partner's side: an HTTP receiver -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Receiver:
+    """Records every request; answers the next scripted status for its path, else 200."""
+
+    base_url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    script: dict[str, list[int]] = field(default_factory=dict)
+    always: dict[str, int] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        planned = self.script.get(request.path)
+        status = planned.pop(0) if planned else self.always.get(request.path, 200)
+        return web.Response(status=status, text="ok" if status < 300 else "no")
+
+    def to(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    def ids(self) -> list[str]:
+        return [r.headers["Keeper-Delivery-Id"] for r in self.requests]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    found.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    yield found
+    await runner.cleanup()
+
+
+# --- database, topics, processes --------------------------------------------------------
+
+
+@dataclass
+class World:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    box: SecretBox
+    secrets: list[str]
+    callbacks: CallbackSettings
+    projector: ProjectorSettings
+    receiver: Receiver
+
+    def sql(self, query: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(query), params))
+
+    def delivery(self, uid: uuid.UUID, event: str) -> Any:
+        rows = self.sql(
+            "SELECT * FROM callback_deliveries WHERE delivery_id = :d", d=delivery_id(uid, event)
+        )
+        return rows[0] if rows else None
+
+    def status(self, uid: uuid.UUID, event: str) -> str | None:
+        row = self.delivery(uid, event)
+        return None if row is None else row.status
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
+    prefix = f"{unique_name}."
+    specs = (ORDER_EVENTS, LEDGER_EVENTS, DEAD_LETTERS)
+    names = [prefix + spec.name for spec in specs]
+    await ensure_topics(kafka_bootstrap, specs, prefix=prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+
+        async def listed() -> bool:
+            return set(names) <= set(await admin.list_topics())
+
+        await eventually(listed, "the topics to be listed")
+        yield prefix
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def world(
+    kafka_bootstrap: str, migrated_database_url: str, topics: str, receiver: Receiver
+) -> Iterator[World]:
+    """Partner ``shop`` (callback URL on the receiver, two active secrets: a rotation) and
+    partner ``rival`` (no callback URL); settings with second-long back-off."""
+    engine = create_engine(migrated_database_url, poolclass=NullPool)
+    tables = Base.metadata.tables
+    box = SecretBox.from_settings()
+    with engine.begin() as conn:
+        conn.execute(insert(tables["card_pools"]).values(id="main", name="Main"))
+        for partner, url in ((SHOP, f"{receiver.base_url}/shop"), (RIVAL, None)):
+            conn.execute(
+                insert(tables["partners"]).values(
+                    id=partner, name=partner, deposit_fee_bp=200, withdrawal_fee_bp=150,
+                    pool_id="main", callback_url=url,
+                )
+            )  # fmt: skip
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    with sessions.begin() as s:
+        secrets = [repo.issue_callback_secret(s, box, SHOP, actor="test")[1] for _ in range(2)]
+    callbacks = CallbackSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=migrated_database_url,
+        topic_prefix=topics,
+        max_wait_ms=100,
+        metadata_max_age_ms=1000,
+        poll_interval_s=0.05,
+        http_timeout_s=2.0,
+        lease_s=3.0,
+        retry_base_s=0.2,
+        retry_cap_s=0.8,
+        retry_jitter=0.0,
+        retry_window_s=60.0,
+        not_projected_delay_s=0.1,
+        db_retry_s=0.2,
+    )
+    projector = ProjectorSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=migrated_database_url,
+        topic_prefix=topics,
+        max_wait_ms=100,
+        metadata_max_age_ms=1000,
+    )
+    yield World(engine, sessions, box, secrets, callbacks, projector, receiver)
+    engine.dispose()
+
+
+@asynccontextmanager
+async def running(
+    world: World, settings: CallbackSettings | None = None, *, projector: bool = True
+) -> AsyncIterator[asyncio.Task[None]]:
+    """The callbacks process (and the projector) in-process; stopped gracefully after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_callbacks(settings or world.callbacks, stop, box=world.box), name="callbacks"
+    )
+    projecting = (
+        asyncio.create_task(run_projector(world.projector, stop), name="projector")
+        if projector
+        else None
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, DEADLINE_S)
+        if projecting is not None:
+            await asyncio.wait_for(projecting, DEADLINE_S)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool],
+    what: str,
+    task: asyncio.Task[None] | None = None,
+    timeout_s: float = DEADLINE_S,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcome = check()
+        if await outcome if isinstance(outcome, Awaitable) else outcome:
+            return
+        if task is not None and task.done():
+            task.result()
+            pytest.fail(f"callbacks process stopped before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# --- order histories --------------------------------------------------------------------
+
+
+def snap(uid: uuid.UUID, partner: str, version: int, status: orders.OrderStatus) -> Any:
+    return orders.OrderSnapshot(
+        uid=uid,
+        version=version,
+        partner_id=partner,
+        partner_order_id=f"po-{uid.hex[-12:]}",
+        direction=orders.Direction.WITHDRAWAL,
+        status=status,
+        amount_minor=10_000,
+        fee_minor=150,
+        currency="RUB",
+        ttl_s=900,
+        created_at_ms=T0,
+        expires_at_ms=T0 + 900_000,
+        updated_at_ms=T0 + version * 1_000,
+        payer_card_masked="424242******4242" if version > 1 else None,
+    )
+
+
+def history(
+    uid: uuid.UUID, partner: str = SHOP, final: type[Any] = orders.OrderApproved, url: str = ""
+) -> list[Any]:
+    """Opened (with the order's own callback URL, if any), created, then ``final``."""
+    status = S(final.TYPE.removeprefix("order."))
+    return [
+        orders.OrderOpened(order=snap(uid, partner, 1, S.PENDING), callback_url=url or None),
+        orders.OrderCreated(order=snap(uid, partner, 2, S.NEW)),
+        final(order=snap(uid, partner, 3, status)),
+    ]
+
+
+async def publish(producer: AIOKafkaProducer, world: World, events: list[Any]) -> None:
+    for event in events:
+        uid = event.order.uid
+        raw = encode(event, message_id=uuid.uuid5(uid, f"v{event.order.version}"))
+        await producer.send_and_wait(world.callbacks.order_events_topic, raw, key=str(uid).encode())
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+def genuine(world: World, request: Received) -> dict[str, Any]:
+    """Verify ``request`` as the partner would (each secret alone must suffice); its body."""
+    for secret in world.secrets:
+        verify_callback(
+            [secret],
+            request.body,
+            request.headers["Keeper-Timestamp"],
+            request.headers["Keeper-Signature"],
+        )
+    body: dict[str, Any] = json.loads(request.body)
+    assert request.headers["Keeper-Delivery-Id"] == body["delivery_id"]
+    return body
+
+
+async def dead_letters(world: World, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=world.callbacks.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(world.callbacks.dead_letters_topic, 0)])
+        received: list[Any] = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(received) < count and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                received.extend(batch)
+        return received
+    finally:
+        await consumer.stop()
+
+
+# --- the tests --------------------------------------------------------------------------
+
+A, B, C = (uuid.UUID(int=n) for n in (0xA1, 0xB2, 0xC3))
+
+
+async def test_terminal_events_are_delivered_signed_once_to_the_right_url(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    own_url = f"{world.receiver.base_url}/orders/a"
+    events = history(A, url=own_url) + history(B, final=orders.OrderCancelled)
+    events += history(C, partner=RIVAL, final=orders.OrderExpired)
+    await publish(producer, world, events)
+    await publish(producer, world, [events[2], events[5]])  # the terminal events, redelivered
+    async with running(world) as task:
+        await eventually(
+            lambda: (
+                (world.status(A, "order.approved"), world.status(B, "order.cancelled"))
+                == ("delivered", "delivered")
+            ),
+            "both callbacks delivered",
+            task,
+        )
+        await eventually(lambda: world.status(C, "order.expired") == "skipped", "skip", task)
+        await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
+    [to_a], [to_b] = world.receiver.to("/orders/a"), world.receiver.to("/shop")
+    assert len(world.receiver.requests) == 2  # nothing for rival, nothing for open states
+    body_a, body_b = genuine(world, to_a), genuine(world, to_b)
+    assert body_a["delivery_id"] == str(delivery_id(A, "order.approved"))
+    assert body_a["event"] == "order.approved"
+    assert body_a["order"]["status"] == "approved"
+    assert body_a["order"]["payer_card_masked"] == "424242******4242"
+    assert "4242424242424242" not in to_a.body.decode()
+    assert body_b["order"]["uid"] == str(B)
+    assert to_a.headers["Keeper-Attempt"] == "1"
+    assert len(to_a.headers["Keeper-Signature"].split(",")) == 2  # two active secrets
+    rows = world.sql("SELECT delivery_id, status, attempts, body FROM callback_deliveries")
+    assert len(rows) == 3
+    row_a = world.delivery(A, "order.approved")
+    assert (row_a.attempts, row_a.last_status_code, row_a.last_url) == (1, 200, own_url)
+    assert row_a.body.encode() == to_a.body  # the exact bytes that were signed and sent
+    assert world.delivery(C, "order.expired").last_error == "no callback URL"
+
+
+async def test_failures_are_retried_with_growing_back_off_until_delivered(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    world.receiver.script["/shop"] = [500, 500, 503]
+    await publish(producer, world, history(A, final=orders.OrderRejected))
+    async with running(world) as task:
+        await eventually(lambda: world.status(A, "order.rejected") == "delivered", "retry", task)
+    attempts = world.receiver.to("/shop")
+    assert [r.headers["Keeper-Attempt"] for r in attempts] == ["1", "2", "3", "4"]
+    assert {r.headers["Keeper-Delivery-Id"] for r in attempts} == {
+        str(delivery_id(A, "order.rejected"))
+    }
+    assert len({r.body for r in attempts}) == 1  # every attempt sends the same bytes
+    for request in attempts:
+        genuine(world, request)  # each attempt freshly signed
+    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+    assert gaps[0] >= 0.15
+    assert gaps[2] > gaps[0] * 1.5  # 0.2 s, 0.4 s, 0.8 s: exponential
+    assert world.delivery(A, "order.rejected").attempts == 4
+
+
+async def test_after_the_window_a_delivery_is_parked_then_resent_from_the_console(
+    world: World, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.receiver.always["/shop"] = 503
+    short = world.callbacks.model_copy(update={"retry_window_s": 1.5})
+    await publish(producer, world, history(A, final=orders.OrderFailed))
+    async with running(world, short) as task:
+        await eventually(lambda: world.status(A, "order.failed") == "dead", "parking", task)
+        parked = world.delivery(A, "order.failed")
+        assert parked.attempts >= 3
+        assert (parked.last_status_code, parked.last_error) == (503, "HTTP 503")
+        [letter] = await dead_letters(world, 1)
+        headers = dict(letter.headers)
+        assert headers["keeper.delivery_id"] == str(parked.delivery_id).encode()
+        assert headers["keeper.error"] == b"callback not delivered: HTTP 503"
+        document = json.loads(letter.value)
+        assert document["body"] == parked.body
+        assert (document["attempts"], document["partner_id"]) == (parked.attempts, SHOP)
+
+        # The partner is fixed; the console resends (the repository function it calls).
+        world.receiver.always.pop("/shop")
+        with world.sessions.begin() as s:
+            view = repo.resend(s, parked.delivery_id, actor="olga")
+        assert (view.status, view.attempts) == ("pending", 0)
+        await eventually(lambda: world.status(A, "order.failed") == "delivered", "resend", task)
+    last = world.receiver.to("/shop")[-1]
+    assert last.headers["Keeper-Attempt"] == "1"
+    assert last.headers["Keeper-Delivery-Id"] == str(parked.delivery_id)  # dedupable
+    [audit] = world.sql(
+        "SELECT actor, before, after FROM audit_log WHERE action = 'callback.resend'"
+    )
+    assert audit.actor == "olga"
+    assert (audit.before["status"], audit.after["status"]) == ("dead", "pending")
+
+    # And from the command line: a delivered one may be resent too, a pending one not.
+    monkeypatch.setenv("DATABASE_URL", world.callbacks.database_url)
+    with pytest.raises(SystemExit) as done:
+        callbacks_main(["resend", str(parked.delivery_id), "--actor", "ops"])
+    assert done.value.code == 0
+    assert world.status(A, "order.failed") == "pending"
+    with pytest.raises(SystemExit) as refused:
+        callbacks_main(["resend", str(parked.delivery_id)])
+    assert refused.value.code == 1
+
+
+async def test_nothing_is_sent_before_the_durable_record_has_the_order(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    await publish(producer, world, history(A, final=orders.OrderDeclined))
+    async with running(world, projector=False) as task:
+        await eventually(lambda: world.status(A, "order.declined") == "pending", "intake", task)
+        await asyncio.sleep(1.0)
+        assert world.receiver.requests == []
+        assert world.delivery(A, "order.declined").attempts == 0
+    async with running(world) as task:
+        await eventually(lambda: world.status(A, "order.declined") == "delivered", "sent", task)
+    assert len(world.receiver.requests) == 1
+
+
+async def test_a_process_stopped_midway_loses_nothing(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    uids = [uuid.UUID(int=0x1000 + n) for n in range(12)]
+    world.receiver.delay_s = 0.3  # slow partner: the crash lands mid-request
+    batchy = world.callbacks.model_copy(update={"send_batch": 2, "batch_size": 5})
+    await publish(producer, world, [e for uid in uids[:6] for e in history(uid)])
+
+    def delivered() -> int:
+        return world.sql("SELECT count(*) FROM callback_deliveries WHERE status = 'delivered'")[0][
+            0
+        ]
+
+    stop = asyncio.Event()
+    projector = asyncio.create_task(run_projector(world.projector, stop))
+    crashing = asyncio.create_task(run_callbacks(batchy, asyncio.Event(), box=world.box))
+    await eventually(lambda: delivered() >= 2, "some callbacks delivered", crashing)
+    crashing.cancel()  # as good as kill -9: requests in flight, a batch not yet committed
+    with pytest.raises(asyncio.CancelledError):
+        await crashing
+    assert delivered() < len(uids)
+    await publish(producer, world, [e for uid in uids[6:] for e in history(uid)])
+    async with running(world, batchy, projector=False):
+        await eventually(lambda: delivered() == len(uids), "every callback delivered")
+    stop.set()
+    await asyncio.wait_for(projector, DEADLINE_S)
+    expected = {str(delivery_id(uid, "order.approved")) for uid in uids}
+    assert set(world.receiver.ids()) == expected  # each one arrived (a retry may repeat one)
+    assert world.sql("SELECT count(*) FROM callback_deliveries")[0][0] == len(uids)
+    for request in world.receiver.requests:
+        genuine(world, request)
