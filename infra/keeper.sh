@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start, stop and report Keeper's own processes (agents, projector, API, console,
+# Start, stop and report Keeper's own processes (agents, projector, callbacks, API, console,
 # reconciler) in the background.
 # The broker and the database have their own scripts (infra/kafka, infra/postgres); this one
 # runs after them. Each component: a pid file in .local/run, a log in .local/logs.
@@ -35,6 +35,7 @@ for ((i = 2; i <= ${KEEPER_AGENT_WORKERS:-1}; i++)); do
 done
 COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
+  "callbacks|$PY -m stream_agents.callbacks|log:callbacks .* sending"
   "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz"
   "console|$ROOT/.venv/bin/streamlit run ops_console/app.py --server.headless true --server.address 127.0.0.1 --server.port $CONSOLE_PORT --browser.gatherUsageStats false --client.toolbarMode viewer|http://127.0.0.1:$CONSOLE_PORT/_stcore/health"
   "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"

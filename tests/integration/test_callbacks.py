@@ -380,8 +380,11 @@ async def test_failures_are_retried_with_growing_back_off_until_delivered(
     for request in attempts:
         genuine(world, request)  # each attempt freshly signed
     gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+    # Lower bounds only (a busy machine may add any delay): the back-off is honoured and
+    # the third wait is at least the shortest the schedule allows for it (0.8 s less 25 %
+    # jitter). The exact schedule is unit-tested (test_back_off_doubles_up_to_the_cap...).
     assert gaps[0] >= 0.15
-    assert gaps[2] > gaps[0] * 1.5  # 0.2 s, 0.4 s, 0.8 s: exponential
+    assert gaps[2] >= 0.6
     assert world.delivery(A, "order.rejected").attempts == 4
 
 
