@@ -17,6 +17,7 @@ PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "queue": frozenset({OPERATOR, ADMIN}),
     "orders": frozenset({OPERATOR, ADMIN, ANALYST}),
     "balances": frozenset({OPERATOR, ADMIN, ANALYST}),
+    "card_monitoring": frozenset({OPERATOR, ADMIN, ANALYST}),
     "dashboards": frozenset({ANALYST, ADMIN}),
     "partners": frozenset({ADMIN}),
     "api_keys": frozenset({ADMIN}),
@@ -37,6 +38,12 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
         ("queue", "views/queue.py", "Operator queue", ":material/notifications_active:"),
         ("orders", "views/orders.py", "Orders", ":material/receipt_long:"),
         ("balances", "views/balances.py", "Balances and ledger", ":material/account_balance:"),
+        (
+            "card_monitoring",
+            "views/card_monitoring.py",
+            "Card monitoring",
+            ":material/monitor_heart:",
+        ),
     ],
     "Analytics": [
         ("dashboards", "views/dashboards.py", "Dashboards", ":material/monitoring:"),

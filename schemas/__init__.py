@@ -3,8 +3,18 @@
 Importing this package registers every schema with :mod:`schemas.registry`.
 """
 
-from schemas import cards, ledger, orders
+from schemas import cards, ledger, orders, turnover
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode, encode
 
-__all__ = ["Envelope", "Message", "SchemaError", "cards", "decode", "encode", "ledger", "orders"]
+__all__ = [
+    "Envelope",
+    "Message",
+    "SchemaError",
+    "cards",
+    "decode",
+    "encode",
+    "ledger",
+    "orders",
+    "turnover",
+]

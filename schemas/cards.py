@@ -57,6 +57,25 @@ class ReleaseCard(Message):
 
 
 @register
+class PauseCard(Message):
+    """Stop handing out ``card_id`` until ``until_ms`` (an automatic holiday of the monitor).
+
+    The pool agent keeps the latest end per card; a later card configuration (an admin's
+    edit, which carries the holiday PostgreSQL holds) takes precedence over it.
+    """
+
+    TYPE = "card.pause"
+
+    pool_id: PoolId
+    card_id: str = Field(min_length=1, max_length=64)
+    until_ms: EpochMs
+    reason: str = Field(min_length=1, max_length=64)
+
+    def message_key(self) -> str:
+        return self.pool_id
+
+
+@register
 class CardConfigured(Message):
     TYPE = "config.card"
 

@@ -66,6 +66,18 @@ CONFIG_PARTNERS = TopicSpec(
 CONFIG_CARDS = TopicSpec(
     "config-cards", key="card_id", cleanup=Cleanup.COMPACT, partitions=1, doc="cards and pools"
 )
+CARD_MOVEMENTS = TopicSpec(
+    "card-movements", key="card_id", doc="approved deposits re-keyed by card, for the monitor"
+)
+CARD_TURNOVER = TopicSpec(
+    "card-turnover", key="card_id", doc="turnover windows (hour, day, month) per card"
+)
+CARD_ALERTS = TopicSpec(
+    "card-alerts",
+    key="card_id",
+    retention_ms=90 * 24 * 3600 * 1000,  # PostgreSQL keeps them for analysts
+    doc="limit shares reached, automatic holidays, expiry",
+)
 DEAD_LETTERS = TopicSpec("dead-letters", key="source", partitions=1, doc="undecodable messages")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -78,5 +90,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     OPERATOR_DECISIONS,
     CONFIG_PARTNERS,
     CONFIG_CARDS,
+    CARD_MOVEMENTS,
+    CARD_TURNOVER,
+    CARD_ALERTS,
     DEAD_LETTERS,
 )

@@ -1,4 +1,4 @@
-"""Keeper's stream agents as one Faust app: order, card pool and partner ledger.
+"""Keeper's stream agents as one Faust app: order, card pool, partner ledger, card monitor.
 
 ``create_app(settings)`` builds an app without touching the network, so tests can build
 several (each with its own id and topic prefix) and the CLI can use the module-level
@@ -12,9 +12,11 @@ do not apply; processing is Faust's default at-least-once, which every handler t
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import faust
 
-from stream_agents import order_agent, partner_agent, pool_agent
+from stream_agents import card_monitor, order_agent, partner_agent, pool_agent
 from stream_agents.bus import Bus
 from stream_agents.order_agent import epoch_ms_now
 from stream_agents.settings import AgentSettings
@@ -41,8 +43,9 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
     )
     bus = Bus(app, settings)
     order_agent.install(app, bus, settings)
-    pool_agent.install(app, bus, epoch_ms_now)
+    pool_agent.install(app, bus, epoch_ms_now, ZoneInfo(settings.card_time_zone))
     partner_agent.install(app, bus, epoch_ms_now)
+    card_monitor.install(app, bus, settings, epoch_ms_now)  # reads the pool agent's cards
     return app
 
 

@@ -8,8 +8,9 @@ else's; production leaves the prefix empty.
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +41,35 @@ class AgentSettings(BaseSettings):
     #: partitions to the others; Faust's default of 60 s stalls those partitions that long.
     session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
     heartbeat_interval_s: float = Field(2.0, gt=0)
+
+    # --- card monitoring (docs/card-monitoring.md) ---
+    #: Time zone of the "day" and "month" (and wall-clock "hour") turnover windows.
+    card_time_zone: str = "UTC"
+    #: Shares of a limit (percent) whose crossing raises a ``limit_share`` alert.
+    card_alert_pct: list[int] = Field(default_factory=lambda: [80, 100], min_length=1)
+    #: Rest after a day window reaches 100 % of a daily limit (0: rule off).
+    holiday_on_daily_limit_h: float = Field(12.0, ge=0, le=24 * 366)
+    #: Rest after this many approved orders in one ``holiday_streak_window`` (0: rule off).
+    holiday_after_orders: int = Field(0, ge=0)
+    holiday_after_orders_h: float = Field(1.0, ge=0, le=24 * 366)
+    holiday_streak_window: str = Field("hour", pattern="^(hour|day|month)$")
+    #: How long after its end a window is kept and late events for it are still counted.
+    turnover_keep_hours_h: int = Field(48, ge=1)
+    turnover_keep_days_d: int = Field(62, ge=1)
+    turnover_keep_months_d: int = Field(400, ge=1)
+
+    @field_validator("card_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("card_alert_pct")
+    @classmethod
+    def _percentages(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= pct <= 1000 for pct in value):
+            raise ValueError("alert shares are percentages between 1 and 1000")
+        return sorted(set(value))
 
     def topic(self, name: str) -> str:
         """The broker-side name of catalogue topic ``name`` for this deployment."""

@@ -49,6 +49,7 @@ from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.orders import Order, OrderEvent
+from db.models.turnover import CardAlert, CardTurnover
 
 __all__ = [
     "ACCOUNT_PATTERN",
@@ -70,7 +71,9 @@ __all__ = [
     "CallbackDelivery",
     "CallbackSecret",
     "Card",
+    "CardAlert",
     "CardPool",
+    "CardTurnover",
     "ConsoleSession",
     "ConsoleUser",
     "CreatedAt",

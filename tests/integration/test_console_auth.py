@@ -56,8 +56,8 @@ def opens(at: AppTest, page: str) -> bool:
 @pytest.mark.parametrize(
     ("username", "landing", "allowed"),
     [
-        ("olga", "Operator queue", {"queue", "orders", "balances", "account"}),
-        ("ann", "Orders", {"orders", "balances", "dashboards", "account"}),
+        ("olga", "Operator queue", {"queue", "orders", "balances", "card_monitoring", "account"}),
+        ("ann", "Orders", {"orders", "balances", "card_monitoring", "dashboards", "account"}),
         ("adam", "Operator queue", set(PAGE_ROLES)),
     ],
 )

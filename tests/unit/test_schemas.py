@@ -11,7 +11,7 @@ import pytest
 
 import schemas
 from domain.money import MAX_AMOUNT_MINOR
-from schemas import cards, ledger, orders
+from schemas import cards, ledger, orders, turnover
 from schemas.envelope import Message
 from schemas.registry import (
     SchemaError,
@@ -154,6 +154,35 @@ EXAMPLES: list[Message] = [
         pool_id="main",
         callback_url=None,
         version=1,
+    ),
+    cards.PauseCard(pool_id="main", card_id="card-1", until_ms=NOW_MS, reason="order_streak"),
+    turnover.CardMovement(
+        card_id="card-1", uid=UID, amount_minor=150_000, currency="RUB", occurred_at_ms=NOW_MS
+    ),
+    turnover.TurnoverUpdated(
+        card_id="card-1",
+        pool_id="main",
+        currency="RUB",
+        window_kind=turnover.WindowKind.DAY,
+        window_start_ms=NOW_MS - 1000,
+        window_end_ms=NOW_MS + 1000,
+        time_zone="Europe/Moscow",
+        in_minor=150_000,
+        in_count=1,
+        version=1,
+    ),
+    turnover.CardAlerted(
+        card_id="card-1",
+        alert_id=UID,
+        kind=turnover.AlertKind.LIMIT_SHARE,
+        pool_id="main",
+        at_ms=NOW_MS,
+        metric=turnover.LimitMetric.DAILY_AMOUNT,
+        threshold_pct=80,
+        used=800,
+        limit=1000,
+        window_kind=turnover.WindowKind.DAY,
+        window_start_ms=NOW_MS - 1000,
     ),
 ]
 
