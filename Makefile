@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults reconcile bench-payform screens-payform check fmt clean
+        test test-unit test-integration test-e2e faults reconcile bench bench-quick bench-payform screens-payform check fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,6 +79,12 @@ test-e2e: $(STAMP) ## Run the end-to-end tier
 
 faults: $(STAMP) ## Run the fault and concurrency suites at full size (see docs/reliability.md)
 	KEEPER_FAULT_SCALE=full $(PYTEST) -m faults -s tests/integration
+
+bench: $(STAMP) ## Pipeline: create latency p50/p95/p99, full-life orders/s, Kafka pass-through baseline, peak RSS → docs/benchmarks.md
+	$(PY) -m bench.pipeline
+
+bench-quick: $(STAMP) ## The same phases, shortened (a few minutes)
+	$(PY) -m bench.pipeline --quick
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
 	$(PY) bench/payform_latency.py --runs 100

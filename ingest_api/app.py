@@ -42,7 +42,12 @@ Every error is `{"error": {"code", "message", "details"}}` with a stable `code`.
 
 
 def build_services(settings: ApiSettings) -> Services:
-    sessions = session_factory(make_engine(settings.database_url))
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    sessions = session_factory(engine)
     box = SecretBox.from_settings()
     keys = PgKeyLookup(sessions, box)
     return Services(

@@ -33,6 +33,12 @@ class ApiSettings(BaseSettings):
     session_idle_s: int = Field(30 * 60, gt=0)
     session_absolute_s: int = Field(12 * 3600, gt=0)
     readiness_timeout_s: float = Field(3.0, gt=0)
+    #: Database connections kept open. Every blocking database call runs on one of the
+    #: thread pool's 40 workers (anyio's default); with fewer pooled connections, the
+    #: overflow ones are opened and closed per request under load (a PostgreSQL backend
+    #: started and torn down each time).
+    db_pool_size: int = Field(40, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Self:
