@@ -65,7 +65,8 @@ async def test_each_request_three_times_at_once_makes_one_order(system: System):
             answers[i] = list(replies[3 * n : 3 * n + 3])
 
     for i, triple in answers.items():
-        assert {a.status_code for a in triple} <= {200, 201}, (i, [a.text for a in triple])
+        # 202 (accepted, still being reserved) is an answer too on a busy machine: same uid.
+        assert {a.status_code for a in triple} <= {200, 201, 202}, (i, [a.text for a in triple])
         assert len({a.json()["uid"] for a in triple}) == 1, i
     uids = {triple[0].json()["uid"] for triple in answers.values()}
     assert len(uids) == REQUESTS
