@@ -1,20 +1,30 @@
-"""The partner agent: partners' balances (``partner-ledger``, key partner id → table ``balances``).
+"""The partner agent: partners' balances (``partner-ledger``, key partner id → table ``ledger``).
 
-One entry per partner holds its balance per currency and every (order, kind) operation it
-applied with the balance right after it. Keeping both in one entry makes each operation one
-table write, so a crash can never leave a balance changed without the record that it was
-(the next delivery would apply it twice), nor the other way round.
+The ``ledger`` table holds two kinds of entry, each small and of bounded size:
+
+- ``balance/<partner>``: the partner's balance per currency, with a version that counts the
+  operations applied to it;
+- ``op/<uid>``: the operations applied for one order, by kind, each with the balance right
+  after it and that balance's version (or the refusal of a hold, remembered so that its
+  repeats are refused alike even if the balance has grown since).
+
+An operation writes the order's entry first and the balance second. Both go to the same
+changelog partition, in that order, and Faust flushes the changelog before it commits the
+source offset, so a crash can lose the balance write but never the entry before it; the
+operation is then delivered again, finds its entry, and rolls the balance forward from it
+(the entry says which version it made). Keeping every order's operations in one partner entry
+instead would make each write carry the partner's whole history, past Kafka's message size
+after a few thousand orders.
 
 A repeated operation re-publishes its ``ledger.posted`` (same id, same balance) and, for a
-hold, the answer to the order agent again; a refused hold (insufficient funds) is
-remembered too, so its repeats are refused alike even if the balance has grown since.
+hold, the answer to the order agent again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any, Final
 
 import faust
@@ -38,11 +48,13 @@ from schemas import orders as w
 from schemas.envelope import Envelope, Message
 from schemas.topics import LEDGER_EVENTS, ORDER_COMMANDS, PARTNER_LEDGER
 from stream_agents.bus import Bus
+from stream_agents.table_keys import LEDGER_TABLE, balance_key, operations_key
 from stream_agents.wire import Out, message_id
 
 log = logging.getLogger(__name__)
 
-State = dict[str, Any]
+#: A table entry, as JSON values.
+Entry = dict[str, Any]
 _K = PostingKind
 
 #: Operations that settle a hold; an order gets at most one of them, and only after its hold.
@@ -80,42 +92,75 @@ def _apply(kind: PostingKind, balance: Balance, amount: int, fee: int) -> Balanc
     return credit(balance, amount - fee)
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of one operation: what to write (``None``: unchanged), in this order."""
+
+    operations: Entry | None
+    balances: Entry | None
+    outputs: list[Out]
+
+
+_ZERO: Final = {"available_minor": 0, "held_minor": 0, "version": 0}
+
+
 def handle(
-    state: State | None, op: wl.ApplyLedgerOp, now_ms: int
-) -> tuple[State | None, list[Out]]:
-    """Apply one operation; returns the new state (``None``: unchanged) and what to send."""
+    balances: Entry | None, operations: Entry | None, op: wl.ApplyLedgerOp, now_ms: int
+) -> Step:
+    """Apply one operation to the partner's ``balances`` and the order's ``operations``."""
     uid, kind = str(op.uid), op.op
-    state = deepcopy(state) if state else {"balances": {}, "applied": {}}
-    done = state["applied"].get(uid, {})
-    if kind in done:
-        return None, _answers(op, done[kind])
-    if kind in _SETTLING and (not isinstance(done.get(_K.HOLD), dict) or _SETTLING & set(done)):
+    balances, operations = balances or {}, operations or {}
+    if kind in operations:
+        done: Entry = operations[kind]
+        return Step(None, _rolled_forward(balances, op.currency, done), _answers(op, done))
+    if kind in _SETTLING and (
+        not isinstance(operations.get(_K.HOLD), dict) or _SETTLING & set(operations)
+    ):
         log.error("ledger %s of order %s refused: no hold to settle", kind, uid)
-        return None, []
-    current = state["balances"].get(op.currency, {"available_minor": 0, "held_minor": 0})
+        return Step(None, None, [])
+    current = balances.get(op.currency, _ZERO)
     balance = Balance(available_minor=current["available_minor"], held_minor=current["held_minor"])
     try:
         after = _apply(kind, balance, op.amount_minor, op.fee_minor)
     except InsufficientFunds:
-        record: dict[str, Any] = {"declined": True, "at_ms": now_ms}
+        declined: Entry = {"declined": True, "at_ms": now_ms}
+        return Step({**operations, kind: declined}, None, _answers(op, declined))
     except InsufficientHeld:
         log.error("ledger %s of order %s refused: held funds too low", kind, uid)
-        return None, []
-    else:
-        version = current.get("version", 0) + 1
-        record = {
-            "available_minor": after.available_minor,
-            "held_minor": after.held_minor,
-            "balance_version": version,
-            "at_ms": now_ms,
-        }
-        state["balances"][op.currency] = {
-            "available_minor": after.available_minor,
-            "held_minor": after.held_minor,
-            "version": version,
-        }
-    state["applied"].setdefault(uid, {})[kind] = record
-    return state, _answers(op, record)
+        return Step(None, None, [])
+    record = {
+        "available_minor": after.available_minor,
+        "held_minor": after.held_minor,
+        "balance_version": current["version"] + 1,
+        "at_ms": now_ms,
+    }
+    return Step(
+        {**operations, kind: record},
+        {**balances, op.currency: _balance(record)},
+        _answers(op, record),
+    )
+
+
+def _balance(record: Entry) -> Entry:
+    return {
+        "available_minor": record["available_minor"],
+        "held_minor": record["held_minor"],
+        "version": record["balance_version"],
+    }
+
+
+def _rolled_forward(balances: Entry, currency: str, record: Entry) -> Entry | None:
+    """``balances`` with ``record``'s result if its balance write was lost, else ``None``.
+
+    The record made version ``v``; a balance still at ``v - 1`` never received it (a crash
+    between the two writes). Any other version has it, or has moved on from it.
+    """
+    if record.get("declined"):
+        return None
+    if balances.get(currency, _ZERO)["version"] != record["balance_version"] - 1:
+        return None
+    log.warning("balance of %s rolled forward to version %s", currency, record["balance_version"])
+    return {**balances, currency: _balance(record)}
 
 
 def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
@@ -146,15 +191,18 @@ def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
 
 
 def install(app: faust.App, bus: Bus, now_ms: Callable[[], int]) -> None:
-    """Declare the ``balances`` table and the agent."""
-    balances = app.Table("balances", key_type=str, partitions=PARTNER_LEDGER.partitions)
+    """Declare the ``ledger`` table and the agent."""
+    ledger = app.Table(LEDGER_TABLE, key_type=str, partitions=PARTNER_LEDGER.partitions)
 
     def on_op(env: Envelope, message: Message) -> list[Out]:
         assert isinstance(message, wl.ApplyLedgerOp)
-        state, outputs = handle(balances.get(message.partner_id), message, now_ms())
-        if state is not None:
-            balances[message.partner_id] = state
-        return outputs
+        balances, operations = balance_key(message.partner_id), operations_key(str(message.uid))
+        step = handle(ledger.get(balances), ledger.get(operations), message, now_ms())
+        if step.operations is not None:  # first: a lost balance write is rolled forward from it
+            ledger[operations] = step.operations
+        if step.balances is not None:
+            ledger[balances] = step.balances
+        return step.outputs
 
     @app.agent(bus.topic(PARTNER_LEDGER.name), name="partner-agent")
     async def partner_agent(stream: faust.StreamT[bytes]) -> None:

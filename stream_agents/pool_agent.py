@@ -1,20 +1,32 @@
-"""The pool agent: which card takes a deposit (``card-pool``, key pool id → table ``pools``).
+"""The pool agent: which card takes a deposit (``card-pool``, key pool id → table ``card-slots``).
 
-Per pool it keeps, for each card, the open orders it was given (``uid → [amount, at_ms]``)
-and its finished turnover in the current day and month (calendar periods of the time zone
-``tz``: the ``card_time_zone`` setting, UTC by default, shared with the card monitor); plus
-``done``, the uids it declined or saw released, so that a late or repeated request never
-re-opens a closed order (which would occupy the card forever, or count its turnover twice).
+The ``card-slots`` table holds two kinds of entry, each small and of bounded size:
+
+- ``card/<pool>/<card>``, the card's slot: the open orders it was given
+  (``uid → [amount, at_ms]``), its finished turnover in the current day and month (calendar
+  periods of the time zone ``tz``: the ``card_time_zone`` setting, UTC by default, shared
+  with the card monitor), and the monitor's holiday if one applies;
+- ``order/<uid>``, the order's placement: the card it was given (and when), or that it was
+  declined, and once released whether it was approved. A late or repeated request never
+  re-opens a closed order (which would occupy the card forever, or count its turnover twice),
+  and a repeated request gets the same answer with the same id and time.
+
 Card configuration comes from the compacted ``config-cards`` topic into a global table, so
 every worker knows every card whichever pools it serves.
 
-A ``card.pause`` from the card monitor (an automatic holiday) is kept per card as
+Placing or releasing an order writes the placement first and the card's slot second. Both go
+to the same changelog partition, in that order, and Faust flushes the changelog before it
+commits the source offset, so a crash can lose the slot write but never the placement before
+it; the message is then delivered again and the slot is repaired from the placement (an open
+placement missing from its slot is added, a closed one still in it is taken out, with its
+turnover). Each write is one card's or one order's entry, never the pool's whole state.
+
+A ``card.pause`` from the card monitor (an automatic holiday) is kept in the card's slot as
 ``pause = [until_ms, config_version]`` and applies while the card's configuration is not newer
 than the one it was decided on: an admin's later edit carries PostgreSQL's holiday instead
 (the monitor's holiday is projected there), and may end it early.
 
-Requests are answered with ``order.assign_card`` or ``order.decline`` (``no_requisite``); the
-answer is remembered, and a repeated request gets the same answer with the same id and time.
+Requests are answered with ``order.assign_card`` or ``order.decline`` (``no_requisite``).
 """
 
 from __future__ import annotations
@@ -22,9 +34,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, tzinfo
-from typing import Any, Final
+from enum import StrEnum
+from typing import Any
 
 import faust
 
@@ -36,14 +50,31 @@ from schemas import orders as w
 from schemas.envelope import Envelope, Message
 from schemas.topics import CARD_POOL, CONFIG_CARDS, ORDER_COMMANDS
 from stream_agents.bus import Bus
+from stream_agents.table_keys import POOL_TABLE, card_key, placement_key
 from stream_agents.wire import Out, message_id
 
 log = logging.getLogger(__name__)
 
-#: How long a closed uid is remembered; requests come within seconds of the order opening.
-DONE_KEEP_MS: Final = 2 * 24 * 3600 * 1000
+#: A table entry, as JSON values.
+Entry = dict[str, Any]
 
-State = dict[str, Any]
+
+class Placement(StrEnum):
+    """Where an order stands in the pool: on a card, declined, or released from its card."""
+
+    OPEN = "open"
+    DECLINED = "declined"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStep:
+    """The result of one message: the order's placement to write first (``None``: unchanged),
+    then the changed card slots by card id, and what to send."""
+
+    placement: Entry | None
+    slots: dict[str, Entry]
+    outputs: list[Out]
 
 
 def card_from_config(config: dict[str, Any]) -> Card:
@@ -78,48 +109,27 @@ def _load(slot: dict[str, Any], now_ms: int, tz: tzinfo = UTC) -> CardLoad:
         day_count=slot.get("day_count", 0) if same_day else 0,
         month_turnover_minor=slot.get("month_minor", 0) if same_month else 0,
         month_count=slot.get("month_count", 0) if same_month else 0,
-        open_orders=tuple((uid, amount) for uid, (amount, _) in sorted(slot["open"].items())),
+        open_orders=tuple((uid, amount) for uid, (amount, _) in slot["open"].items()),
     )
 
 
-def _copy(state: State) -> State:
-    """A copy the handlers may change without touching the stored entry.
-
-    Only the dicts they change are copied (the state, each card slot, its open orders and
-    ``done``); the values they only ever replace, never change in place (``[amount, at_ms]``
-    lists, strings, numbers), are shared. Same result as ``deepcopy`` at a fraction of its
-    cost, which grows with every open and recently closed order of the pool.
-    """
-    return {
-        **state,
-        "cards": {
-            card_id: {**slot, "open": dict(slot["open"])}
-            for card_id, slot in state["cards"].items()
-        },
-        "done": dict(state["done"]),
-    }
-
-
-def _new_slot(masked: str) -> dict[str, Any]:
-    return {"masked": masked, "open": {}}
+def _new_slot() -> Entry:
+    return {"open": {}}
 
 
 def handle_request(
-    state: State | None,
+    placement: Entry | None,
+    slots: Mapping[str, Entry],
     request: wc.RequestCard,
     configs: Iterable[dict[str, Any]],
     now_ms: int,
     tz: tzinfo = UTC,
-) -> tuple[State | None, list[Out]]:
-    """Answer a card request; returns the new state (``None``: unchanged) and the answer."""
+) -> PoolStep:
+    """Answer a card request, given the order's placement and the pool's card slots."""
     uid = str(request.uid)
-    state = _copy(state) if state else {"cards": {}, "done": {}}
-    for card_id, slot in state["cards"].items():
-        if uid in slot["open"]:  # placed before: the same answer again
-            return None, [_assign(uid, card_id, slot["masked"], slot["open"][uid][1])]
-    if uid in state["done"]:
-        at_ms, declined = state["done"][uid]
-        return None, [_decline(uid, at_ms)] if declined else []
+    if placement is not None:  # asked before: the same answer again
+        step = _repaired(uid, placement, slots, tz)
+        return dataclasses.replace(step, outputs=_answer(uid, placement))
     candidates = []
     for config in configs:
         try:
@@ -127,17 +137,51 @@ def handle_request(
         except DomainError as exc:
             log.warning("card %s skipped: %s", config.get("card_id"), exc.code)
             continue
-        slot = state["cards"].get(card.card_id) or _new_slot(card.pan_masked)
+        slot = slots.get(card.card_id) or _new_slot()
         candidates.append((_paused(card, slot, config["version"]), _load(slot, now_ms, tz)))
     chosen = choose_card(candidates, request.amount_minor, request.currency, now_ms, tz)
-    _forget_old(state, now_ms)
+    placed: Entry = {"amount_minor": request.amount_minor, "at_ms": now_ms}
     if chosen is None:
-        state["done"][uid] = [now_ms, True]
-        return state, [_decline(uid, now_ms)]
-    slot = state["cards"].setdefault(chosen.card_id, _new_slot(chosen.pan_masked))
-    slot["masked"] = chosen.pan_masked
-    slot["open"][uid] = [request.amount_minor, now_ms]
-    return state, [_assign(uid, chosen.card_id, chosen.pan_masked, now_ms)]
+        placed |= {"status": Placement.DECLINED, "card_id": None}
+        return PoolStep(placed, {}, _answer(uid, placed))
+    placed |= {"status": Placement.OPEN, "card_id": chosen.card_id, "masked": chosen.pan_masked}
+    slot = _opened(slots.get(chosen.card_id) or _new_slot(), uid, placed)
+    return PoolStep(placed, {chosen.card_id: slot}, _answer(uid, placed))
+
+
+def _answer(uid: str, placement: Entry) -> list[Out]:
+    if placement["status"] == Placement.OPEN:
+        return [_assign(uid, placement["card_id"], placement["masked"], placement["at_ms"])]
+    if placement["status"] == Placement.DECLINED:
+        return [_decline(uid, placement["at_ms"])]
+    return []
+
+
+def _opened(slot: Entry, uid: str, placement: Entry) -> Entry:
+    return {**slot, "open": {**slot["open"], uid: [placement["amount_minor"], placement["at_ms"]]}}
+
+
+def _closed(slot: Entry, uid: str, placement: Entry, tz: tzinfo) -> Entry:
+    """``slot`` without the order, and with its turnover if it was approved."""
+    slot = {**slot, "open": {k: v for k, v in slot["open"].items() if k != uid}}
+    if placement["approved"]:
+        _add_turnover(slot, placement["amount_minor"], placement["closed_ms"], tz)
+    return slot
+
+
+def _repaired(uid: str, placement: Entry, slots: Mapping[str, Entry], tz: tzinfo) -> PoolStep:
+    """The card slot this placement implies, if a crash lost its write; else no change."""
+    card_id = placement["card_id"]
+    slot = slots.get(card_id) if card_id else None
+    is_open = slot is not None and uid in slot["open"]
+    if placement["status"] == Placement.OPEN and not is_open:
+        log.warning("order %s restored on card %s", uid, card_id)
+        return PoolStep(None, {card_id: _opened(slot or _new_slot(), uid, placement)}, [])
+    if placement["status"] == Placement.CLOSED and is_open:
+        assert slot is not None
+        log.warning("order %s released from card %s", uid, card_id)
+        return PoolStep(None, {card_id: _closed(slot, uid, placement, tz)}, [])
+    return PoolStep(None, {}, [])
 
 
 def _paused(card: Card, slot: dict[str, Any], config_version: int) -> Card:
@@ -150,71 +194,77 @@ def _paused(card: Card, slot: dict[str, Any], config_version: int) -> Card:
     return dataclasses.replace(card, holiday_until_ms=pause[0])
 
 
-def handle_pause(
-    state: State | None, pause: wc.PauseCard, config: dict[str, Any] | None
-) -> State | None:
-    """Remember an automatic holiday; the new state, or ``None`` when nothing changes.
+def handle_pause(slot: Entry | None, pause: wc.PauseCard, config: Entry | None) -> Entry | None:
+    """Remember an automatic holiday; the card's new slot, or ``None`` when nothing changes.
 
     Idempotent and order-free: the latest end wins, for the configuration version known now.
     """
     version = config["version"] if config else 0
-    slot = (state or {}).get("cards", {}).get(pause.card_id, {})
-    current = slot.get("pause")
+    current = (slot or {}).get("pause")
     if current is not None and current[1] == version and current[0] >= pause.until_ms:
         return None
-    state = _copy(state) if state else {"cards": {}, "done": {}}
-    masked = config["pan_masked"] if config else ""
-    slot = state["cards"].setdefault(pause.card_id, _new_slot(masked))
     until = (
         pause.until_ms
         if current is None or current[1] != version
         else max(current[0], pause.until_ms)
     )
-    slot["pause"] = [until, version]
-    return state
+    return {**(slot or _new_slot()), "pause": [until, version]}
 
 
 def handle_release(
-    state: State | None, release: wc.ReleaseCard, now_ms: int, tz: tzinfo = UTC
-) -> tuple[State | None, list[Out]]:
+    placement: Entry | None,
+    slots: Mapping[str, Entry],
+    release: wc.ReleaseCard,
+    now_ms: int,
+    tz: tzinfo = UTC,
+) -> PoolStep:
     """Free the card of a closed order; an approved one adds to the card's turnover.
 
-    Idempotent: only an order still open on that card changes anything.
+    Idempotent: only an order still open changes anything (or a repair, see the module).
     """
     uid = str(release.uid)
-    if not state or uid not in state["cards"].get(release.card_id, {}).get("open", {}):
-        if state and uid not in state["done"]:
-            state = _copy(state)
-            state["done"][uid] = [now_ms, False]
-            return state, []
-        return None, []
-    state = _copy(state)
-    slot = state["cards"][release.card_id]
-    del slot["open"][uid]
-    if release.approved:
-        _add_turnover(slot, release.amount_minor, now_ms, tz)
-    state["done"][uid] = [now_ms, False]
-    _forget_old(state, now_ms)
-    return state, []
+    if placement is None:  # never placed: remembered closed, so a late request stays unmet
+        closed: Entry = {
+            "status": Placement.CLOSED,
+            "card_id": None,
+            "amount_minor": release.amount_minor,
+            "at_ms": now_ms,
+            "closed_ms": now_ms,
+            "approved": False,
+        }
+        return PoolStep(closed, {}, [])
+    if placement["status"] != Placement.OPEN:
+        return _repaired(uid, placement, slots, tz)
+    card_id = placement["card_id"]
+    if release.card_id != card_id:
+        log.warning("order %s released from card %s, placed on %s", uid, release.card_id, card_id)
+    closed = {
+        **placement,
+        "status": Placement.CLOSED,
+        "closed_ms": now_ms,
+        "approved": release.approved,
+    }
+    slot = _closed(slots.get(card_id) or _new_slot(), uid, closed, tz)
+    return PoolStep(closed, {card_id: slot}, [])
 
 
-def _add_turnover(slot: dict[str, Any], amount_minor: int, now_ms: int, tz: tzinfo = UTC) -> None:
-    """Count a settled order in the current day and month, starting new periods as needed."""
-    day, month = _periods(now_ms, tz)
-    if slot.get("month") != month:
+def _add_turnover(slot: Entry, amount_minor: int, at_ms: int, tz: tzinfo = UTC) -> None:
+    """Count a settled order in its day and month, starting new periods as needed.
+
+    A period older than the slot's current one is over and no longer limits the card, so an
+    order settled in it (a repair after a crash across midnight) is not counted there.
+    """
+    day, month = _periods(at_ms, tz)
+    if slot.get("month", "") < month:
         slot.update(month=month, month_minor=0, month_count=0)
-    if slot.get("day") != day:
+    if slot.get("day", "") < day:
         slot.update(day=day, day_minor=0, day_count=0)
-    slot["day_minor"] += amount_minor
-    slot["day_count"] += 1
-    slot["month_minor"] += amount_minor
-    slot["month_count"] += 1
-
-
-def _forget_old(state: State, now_ms: int) -> None:
-    done = state["done"]
-    for uid in [uid for uid, (at_ms, _) in done.items() if at_ms < now_ms - DONE_KEEP_MS]:
-        del done[uid]
+    if slot["month"] == month:
+        slot["month_minor"] += amount_minor
+        slot["month_count"] += 1
+    if slot["day"] == day:
+        slot["day_minor"] += amount_minor
+        slot["day_count"] += 1
 
 
 def _assign(uid: str, card_id: str, masked: str, at_ms: int) -> Out:
@@ -229,11 +279,11 @@ def _decline(uid: str, at_ms: int) -> Out:
 
 
 def install(app: faust.App, bus: Bus, now_ms: Callable[[], int], tz: tzinfo = UTC) -> None:
-    """Declare the ``cards`` global table and its feeder, the ``pools`` table and the agent."""
+    """Declare the ``cards`` global table and its feeder, the ``card-slots`` table and the agent."""
     # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
     # global tables with several workers (see faust.tables.globaltable).
     cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
-    pools = app.Table("pools", key_type=str, partitions=CARD_POOL.partitions)
+    table = app.Table(POOL_TABLE, key_type=str, partitions=CARD_POOL.partitions)
 
     def on_config(env: Envelope, message: Message) -> list[Out]:
         assert isinstance(message, wc.CardConfigured)
@@ -242,21 +292,36 @@ def install(app: faust.App, bus: Bus, now_ms: Callable[[], int], tz: tzinfo = UT
             cards[message.card_id] = message.model_dump(mode="json")
         return []
 
+    def slots(pool_id: str, card_ids: Iterable[str | None]) -> dict[str, Entry]:
+        found = {c: table.get(card_key(pool_id, c)) for c in card_ids if c is not None}
+        return {card_id: slot for card_id, slot in found.items() if slot is not None}
+
+    def on_pause(pause: wc.PauseCard) -> list[Out]:
+        key = card_key(pause.pool_id, pause.card_id)
+        slot = handle_pause(table.get(key), pause, cards.get(pause.card_id))
+        if slot is not None:
+            table[key] = slot
+        return []
+
     def on_pool(env: Envelope, message: Message) -> list[Out]:
+        if isinstance(message, wc.PauseCard):
+            return on_pause(message)
+        assert isinstance(message, wc.RequestCard | wc.ReleaseCard)
+        pool_id = message.pool_id
+        uid = str(message.uid)
+        placement = table.get(placement_key(uid))
+        placed_on = placement["card_id"] if placement else None
         if isinstance(message, wc.RequestCard):
-            configs = [c for c in cards.values() if c["pool_id"] == message.pool_id]
-            state, outputs = handle_request(
-                pools.get(message.pool_id), message, configs, now_ms(), tz
-            )
-        elif isinstance(message, wc.PauseCard):
-            state = handle_pause(pools.get(message.pool_id), message, cards.get(message.card_id))
-            outputs = []
+            configs = [c for c in cards.values() if c["pool_id"] == pool_id]
+            known = slots(pool_id, [placed_on, *(c["card_id"] for c in configs)])
+            step = handle_request(placement, known, message, configs, now_ms(), tz)
         else:
-            assert isinstance(message, wc.ReleaseCard)
-            state, outputs = handle_release(pools.get(message.pool_id), message, now_ms(), tz)
-        if state is not None:
-            pools[message.pool_id] = state
-        return outputs
+            step = handle_release(placement, slots(pool_id, [placed_on]), message, now_ms(), tz)
+        if step.placement is not None:  # first: a lost slot write is repaired from it
+            table[placement_key(uid)] = step.placement
+        for card_id, slot in step.slots.items():
+            table[card_key(pool_id, card_id)] = slot
+        return step.outputs
 
     def on_tombstone(key: bytes | None) -> None:
         if key is not None and key.decode() in cards:  # the card was deleted from the topic

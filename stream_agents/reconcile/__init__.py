@@ -3,7 +3,7 @@
 ``python -m stream_agents.reconcile`` (``make reconcile``) prints every mismatch with the
 order or partner and the amount involved, and exits non-zero if there is any. It reads only
 what the system publishes: PostgreSQL (the durable record), the ``order-events`` and
-``ledger-events`` logs, and the agents' ``orders`` and ``balances`` tables as their changelog
+``ledger-events`` logs, and the order agent's ``orders`` table and the partner agent's balances (``ledger``) as their changelog
 topics carry them.
 
 The projector trails the agents by a moment, so on a busy system a fresh order can be in

@@ -47,8 +47,8 @@ def database_balances(conn: Connection) -> Balances:
 def table_balances(state: KafkaState) -> Balances:
     return {
         (partner, currency): (int(b["available_minor"]), int(b["held_minor"]))
-        for partner, entry in state.balances.items()
-        for currency, b in entry.get("balances", {}).items()
+        for partner, currencies in state.balances.items()
+        for currency, b in currencies.items()
     }
 
 

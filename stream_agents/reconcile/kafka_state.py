@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas.envelope import Envelope
 from schemas.registry import SchemaError, decode_envelope
 from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
+from stream_agents.table_keys import BALANCE_PREFIX, LEDGER_TABLE
 
 #: How long one empty poll may take before a partition counts as read to its end.
 POLL_MS = 1000
@@ -52,9 +53,10 @@ class LoggedPosting:
 
 @dataclass
 class KafkaState:
-    """The agents' ``orders`` and ``balances`` tables and the two event logs."""
+    """The agents' orders and balances and the two event logs."""
 
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The partner agent's balances: partner id → currency → the balance entry.
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[LoggedEvent] = field(default_factory=list)
     postings: list[LoggedPosting] = field(default_factory=list)
@@ -177,7 +179,12 @@ async def read_kafka_state(bootstrap: str, app_id: str, topic_prefix: str = "") 
     state = KafkaState()
     bad = state.unreadable
     state.orders = await read_table(bootstrap, changelog_topic(app_id, "orders"), bad)
-    state.balances = await read_table(bootstrap, changelog_topic(app_id, "balances"), bad)
+    ledger = await read_table(bootstrap, changelog_topic(app_id, LEDGER_TABLE), bad)
+    state.balances = {
+        key.removeprefix(BALANCE_PREFIX): entry
+        for key, entry in ledger.items()
+        if key.startswith(BALANCE_PREFIX)
+    }
     state.events = await read_order_events(bootstrap, topic_prefix + ORDER_EVENTS.name, bad)
     state.postings = await read_postings(bootstrap, topic_prefix + LEDGER_EVENTS.name, bad)
     return state

@@ -24,7 +24,7 @@ from stream_agents.app import create_app
 from stream_agents.bus import Bus
 from stream_agents.card_monitor import MonitorRules, Stored, handle_movement, movement_of
 from stream_agents.order_agent import epoch_ms_now
-from stream_agents.pool_agent import State, handle_pause, handle_release, handle_request
+from stream_agents.pool_agent import handle_pause
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out, from_epoch_ms
 from tests.unit.agents.builders import CARD_MASKED, T0, env
@@ -155,8 +155,10 @@ def test_an_unknown_card_is_counted_without_alerts() -> None:
 def test_a_paused_card_is_not_handed_out_until_the_pause_ends() -> None:
     pool = Pool(config())
     pause = wc.PauseCard(pool_id="pool-1", card_id="card-1", until_ms=T0 + 60_000, reason="x")
-    pool.state = handle_pause(pool.state, pause, pool.configs[0])
-    assert handle_pause(pool.state, pause, pool.configs[0]) is None  # a repeat changes nothing
+    slot = handle_pause(pool.slots.get("card-1"), pause, pool.configs[0])
+    assert slot is not None
+    pool.slots["card-1"] = slot
+    assert handle_pause(slot, pause, pool.configs[0]) is None  # a repeat changes nothing
     assert isinstance(pool.ask(request(), now_ms=T0).message, w.DeclineOrder)
     assert isinstance(pool.ask(request(), now_ms=T0 + 60_000).message, w.AssignCard)
 
@@ -164,7 +166,9 @@ def test_a_paused_card_is_not_handed_out_until_the_pause_ends() -> None:
 def test_a_newer_configuration_overrides_the_pause() -> None:
     pool = Pool(config())
     pause = wc.PauseCard(pool_id="pool-1", card_id="card-1", until_ms=T0 + 60_000, reason="x")
-    pool.state = handle_pause(pool.state, pause, pool.configs[0])
+    slot = handle_pause(pool.slots.get("card-1"), pause, pool.configs[0])
+    assert slot is not None
+    pool.slots["card-1"] = slot
     pool.configs = [config(version=2)]  # an admin ended the holiday in the console
     assert isinstance(pool.ask(request(), now_ms=T0).message, w.AssignCard)
 
@@ -220,12 +224,9 @@ def test_the_pool_agent_counts_days_in_the_configured_time_zone() -> None:
     moscow = ZoneInfo("Europe/Moscow")
     released_ms = 1_764_361_800_000  # 2025-11-28T20:30Z, 23:30 in Moscow
     for tz, expected in ((UTC, w.DeclineOrder), (moscow, w.AssignCard)):
-        state: State | None = None
+        pool = Pool(config(daily_count_limit=1))
         first = request(100_000)
-        state, _ = handle_request(state, first, [config(daily_count_limit=1)], released_ms, tz)
-        state, _ = handle_release(state, release(first), released_ms, tz)
-        later = released_ms + HOUR_MS
-        _, [answer] = handle_request(
-            state, request(120_000), [config(daily_count_limit=1)], later, tz
-        )
+        pool.keep(first.uid, pool.request(first, released_ms, tz))
+        pool.keep(first.uid, pool.release(release(first), released_ms, tz))
+        [answer] = pool.request(request(120_000), released_ms + HOUR_MS, tz).outputs
         assert isinstance(answer.message, expected), tz

@@ -117,7 +117,7 @@ async def test_the_pool_agent_uses_the_configured_cards(app: faust.App, sent: li
     [answer] = [out.message for out in sent]
     assert isinstance(answer, w.AssignCard)
     assert (answer.uid, answer.card_id) == (request.uid, "card-1")
-    pools: Any = app.tables["pools"]
-    assert pools["pool-1"]["cards"]["card-1"]["open"] == {
+    slots: Any = app.tables["card-slots"]
+    assert slots["card/pool-1/card-1"]["open"] == {
         str(request.uid): [5_000, sent[0].occurred_at_ms]
     }

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from domain.cards import CardStatus
 from domain.orders import DeclineReason
 from schemas import cards as wc
 from schemas import orders as w
-from stream_agents.pool_agent import State, card_from_config, handle_release, handle_request
+from stream_agents.pool_agent import (
+    Entry,
+    PoolStep,
+    card_from_config,
+    handle_release,
+    handle_request,
+)
 from stream_agents.wire import Out
 from tests.unit.agents.builders import CARD_MASKED, T0
 
@@ -54,27 +60,37 @@ def release(req: wc.RequestCard, card_id: str = "card-1", approved: bool = True)
 
 
 class Pool:
-    """Keeps the pool entry between messages, through JSON, as the table does."""
+    """Keeps the pool's table entries between messages, through JSON, as the table does."""
 
     def __init__(self, *configs: dict[str, Any]) -> None:
         self.configs = list(configs)
-        self.state: State | None = None
+        self.placements: dict[str, Entry] = {}
+        self.slots: dict[str, Entry] = {}
 
-    def _keep(self, state: State | None) -> None:
-        if state is not None:
-            self.state = json.loads(json.dumps(state))
+    def keep(self, uid: uuid.UUID, step: PoolStep) -> None:
+        if step.placement is not None:
+            self.placements[str(uid)] = json.loads(json.dumps(step.placement))
+        for card_id, slot in step.slots.items():
+            self.slots[card_id] = json.loads(json.dumps(slot))
+
+    def request(self, req: wc.RequestCard, now_ms: int = T0, tz: tzinfo = UTC) -> PoolStep:
+        placement = self.placements.get(str(req.uid))
+        return handle_request(placement, self.slots, req, self.configs, now_ms, tz)
+
+    def release(self, rel: wc.ReleaseCard, now_ms: int = T0, tz: tzinfo = UTC) -> PoolStep:
+        return handle_release(self.placements.get(str(rel.uid)), self.slots, rel, now_ms, tz)
 
     def ask(self, req: wc.RequestCard, now_ms: int = T0) -> Out:
-        state, outputs = handle_request(self.state, req, self.configs, now_ms)
-        self._keep(state)
-        [answer] = outputs
+        step = self.request(req, now_ms)
+        self.keep(req.uid, step)
+        [answer] = step.outputs
         return answer
 
     def free(self, rel: wc.ReleaseCard, now_ms: int = T0) -> bool:
-        state, outputs = handle_release(self.state, rel, now_ms)
-        assert outputs == []
-        self._keep(state)
-        return state is not None
+        step = self.release(rel, now_ms)
+        assert step.outputs == []
+        self.keep(rel.uid, step)
+        return step.placement is not None or bool(step.slots)
 
 
 def test_a_request_gets_a_card_and_a_repeat_gets_the_same_answer() -> None:
@@ -111,8 +127,7 @@ def test_releasing_frees_the_card_and_counts_turnover_once() -> None:
     pool.ask(req)
     assert pool.free(release(req))
     assert not pool.free(release(req))  # repeated: nothing changes
-    assert pool.state is not None
-    slot = pool.state["cards"]["card-1"]
+    slot = pool.slots["card-1"]
     assert (slot["open"], slot["day_minor"], slot["day_count"]) == ({}, 150_000, 1)
     # The same amount is possible again; one more order reaches the daily count limit.
     assert isinstance(pool.ask(request(150_000)).message, w.AssignCard)
@@ -124,8 +139,7 @@ def test_a_rejected_order_frees_the_card_without_turnover() -> None:
     req = request()
     pool.ask(req)
     pool.free(release(req, approved=False))
-    assert pool.state is not None
-    assert "day_minor" not in pool.state["cards"]["card-1"]
+    assert "day_minor" not in pool.slots["card-1"]
 
 
 def test_a_request_after_release_does_not_reopen_the_order() -> None:
@@ -133,8 +147,7 @@ def test_a_request_after_release_does_not_reopen_the_order() -> None:
     req = request()
     pool.ask(req)
     pool.free(release(req))
-    state, outputs = handle_request(pool.state, req, pool.configs, T0)
-    assert (state, outputs) == (None, [])
+    assert pool.request(req) == PoolStep(None, {}, [])
 
 
 def test_turnover_starts_afresh_on_a_new_day() -> None:
@@ -159,3 +172,69 @@ def test_card_from_config_reads_the_stored_payload() -> None:
         date(2099, 12, 31),
         T0,
     )
+
+
+def test_each_write_is_one_card_or_one_order_however_full_the_pool() -> None:
+    pool = Pool(
+        config(
+            daily_limit_minor=10**10,
+            monthly_limit_minor=10**11,
+            daily_count_limit=10_000,
+            monthly_count_limit=100_000,
+        )
+    )
+    sizes = []
+    for amount in range(100_000, 102_000):
+        req = request(amount)
+        pool.ask(req)
+        step = pool.release(release(req))
+        pool.keep(req.uid, step)
+        sizes.append(
+            sum(len(json.dumps(entry)) for entry in [step.placement, *step.slots.values()])
+        )
+    assert max(sizes) - sizes[0] < 16  # only the turnover's figures grow a few digits
+    assert (pool.slots["card-1"]["open"], pool.slots["card-1"]["day_count"]) == ({}, 2_000)
+
+
+def test_a_slot_write_lost_in_a_crash_is_repaired_when_the_request_comes_again() -> None:
+    pool = Pool(config())
+    req = request(150_000)
+    step = pool.request(req)
+    # The crash: the placement reached the changelog, the card's slot did not.
+    pool.placements[str(req.uid)] = json.loads(json.dumps(step.placement))
+    again = pool.request(req, now_ms=T0 + 5_000)
+    assert again.placement is None
+    assert again.slots == step.slots
+    assert [o.encode() for o in again.outputs] == [o.encode() for o in step.outputs]
+    pool.keep(req.uid, again)
+    assert isinstance(pool.ask(request(150_000)).message, w.DeclineOrder)  # the amount is taken
+
+
+def test_a_release_lost_half_way_is_finished_when_it_comes_again() -> None:
+    pool = Pool(config())
+    req = request(150_000)
+    pool.ask(req)
+    step = pool.release(release(req))
+    pool.placements[str(req.uid)] = json.loads(json.dumps(step.placement))  # slot write lost
+    assert str(req.uid) in pool.slots["card-1"]["open"]
+    again = pool.release(release(req), now_ms=T0 + 5_000)
+    assert again.placement is None
+    assert again.slots == step.slots
+    pool.keep(req.uid, again)
+    assert pool.release(release(req)) == PoolStep(None, {}, [])  # and only once
+    slot = pool.slots["card-1"]
+    assert (slot["open"], slot["day_minor"], slot["day_count"]) == ({}, 150_000, 1)
+
+
+def test_a_repair_after_midnight_does_not_count_in_the_new_day() -> None:
+    pool = Pool(config())
+    first, second = request(150_000), request(120_000)
+    pool.ask(first)
+    pool.ask(second)
+    step = pool.release(release(first))
+    pool.placements[str(first.uid)] = json.loads(json.dumps(step.placement))  # slot write lost
+    pool.free(release(second), now_ms=T0 + DAY_MS)  # a new day starts on the card
+    pool.keep(first.uid, pool.release(release(first), now_ms=T0 + DAY_MS))
+    slot = pool.slots["card-1"]
+    assert (slot["open"], slot["day_minor"], slot["day_count"]) == ({}, 120_000, 1)
+    assert (slot["month_minor"], slot["month_count"]) == (270_000, 2)  # T0 is mid-month

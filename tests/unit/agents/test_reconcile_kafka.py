@@ -38,12 +38,7 @@ def event(
 def consistent() -> tuple[KafkaState, dict[str, RowOrder]]:
     state = KafkaState(
         orders={UID: entry()},
-        balances={
-            "shop": {
-                "balances": {"RUB": {"available_minor": 900, "held_minor": 100, "version": 2}},
-                "applied": {},
-            }
-        },
+        balances={"shop": {"RUB": {"available_minor": 900, "held_minor": 100, "version": 2}}},
         events=[
             event("order.opened", 1),
             event("order.created", 2),
@@ -90,7 +85,7 @@ def test_balance_missing_on_either_side():
 
 def test_negative_available_in_the_agent():
     state, _ = consistent()
-    state.balances["shop"]["balances"]["RUB"]["available_minor"] = -1
+    state.balances["shop"]["RUB"]["available_minor"] = -1
 
     found = balances_match_table(state, {("shop", "RUB"): (-1, 100)})
 
