@@ -3,8 +3,8 @@
 ``python -m stream_agents.reconcile`` (``make reconcile``) prints every mismatch with the
 order or partner and the amount involved, and exits non-zero if there is any. It reads only
 what the system publishes: PostgreSQL (the durable record), the ``order-events`` and
-``ledger-events`` logs, and the order agent's ``orders`` table and the partner agent's balances (``ledger``) as their changelog
-topics carry them.
+``ledger-events`` logs, and the order agent's ``orders`` table and the partner agent's
+balances (``ledger``) as their changelog topics carry them.
 
 The projector trails the agents by a moment, so on a busy system a fresh order can be in
 Kafka and not yet in PostgreSQL. A run therefore checks again, for up to ``--settle-s``
