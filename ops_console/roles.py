@@ -18,9 +18,11 @@ PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "orders": frozenset({OPERATOR, ADMIN, ANALYST}),
     "balances": frozenset({OPERATOR, ADMIN, ANALYST}),
     "card_monitoring": frozenset({OPERATOR, ADMIN, ANALYST}),
+    "callbacks": frozenset({OPERATOR, ADMIN}),
     "dashboards": frozenset({ANALYST, ADMIN}),
     "partners": frozenset({ADMIN}),
     "api_keys": frozenset({ADMIN}),
+    "callback_secrets": frozenset({ADMIN}),
     "cards": frozenset({ADMIN}),
     "users": frozenset({ADMIN}),
     "audit": frozenset({ADMIN}),
@@ -44,6 +46,7 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
             "Card monitoring",
             ":material/monitor_heart:",
         ),
+        ("callbacks", "views/callbacks.py", "Callback deliveries", ":material/send:"),
     ],
     "Analytics": [
         ("dashboards", "views/dashboards.py", "Dashboards", ":material/monitoring:"),
@@ -51,6 +54,7 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
     "Admin": [
         ("partners", "views/partners.py", "Partners", ":material/storefront:"),
         ("api_keys", "views/api_keys.py", "API keys", ":material/key:"),
+        ("callback_secrets", "views/callback_secrets.py", "Callback secrets", ":material/vpn_key:"),
         ("cards", "views/cards.py", "Card pools and cards", ":material/credit_card:"),
         ("users", "views/users.py", "Console users", ":material/group:"),
         ("audit", "views/audit.py", "Audit log", ":material/history:"),

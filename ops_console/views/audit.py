@@ -14,7 +14,19 @@ engine = runtime.engine()
 columns = st.columns(2)
 actor = columns[0].text_input("Actor", key="audit_actor")
 entity = columns[1].selectbox(
-    "Entity", ["any", "order", "partner", "api_key", "pool", "card", "user"], key="audit_entity"
+    "Entity",
+    [
+        "any",
+        "order",
+        "partner",
+        "api_key",
+        "callback_secret",
+        "callback_delivery",
+        "pool",
+        "card",
+        "user",
+    ],
+    key="audit_entity",
 )
 log = queries.audit_log(
     engine, actor=actor.strip() or None, entity=None if entity == "any" else entity

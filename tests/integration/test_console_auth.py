@@ -56,7 +56,11 @@ def opens(at: AppTest, page: str) -> bool:
 @pytest.mark.parametrize(
     ("username", "landing", "allowed"),
     [
-        ("olga", "Operator queue", {"queue", "orders", "balances", "card_monitoring", "account"}),
+        (
+            "olga",
+            "Operator queue",
+            {"queue", "orders", "balances", "card_monitoring", "callbacks", "account"},
+        ),
         ("ann", "Orders", {"orders", "balances", "card_monitoring", "dashboards", "account"}),
         ("adam", "Operator queue", set(PAGE_ROLES)),
     ],

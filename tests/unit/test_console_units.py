@@ -58,7 +58,14 @@ def test_chime_is_a_short_wav_and_a_silent_element():
 def test_every_page_has_roles_and_a_place():
     keys = [key for pages in SECTIONS.values() for key, *_ in pages]
     assert sorted(keys) == sorted(PAGE_ROLES)
-    assert visible_keys("operator") == ["queue", "orders", "balances", "card_monitoring", "account"]
+    assert visible_keys("operator") == [
+        "queue",
+        "orders",
+        "balances",
+        "card_monitoring",
+        "callbacks",
+        "account",
+    ]
     assert visible_keys("analyst") == [
         "orders",
         "balances",
