@@ -12,13 +12,13 @@ import contextlib
 import logging
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.envelope import Message
 from schemas.orders import OrderReply
 from schemas.registry import SchemaError, decode, encode
 from schemas.topics import ORDER_COMMANDS, ORDER_REPLIES
+from stream_agents.topology import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +45,12 @@ class CommandBus:
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None
         )
         await self._consumer.start()
-        partitions = await self._wait_for_partitions(self._consumer)
+        partitions = await topic_partitions(self._bootstrap, self._replies_topic, wait_s=10.0)
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the end offsets now, before any command goes out
             await self._consumer.position(tp)
         self._reader = asyncio.create_task(self._read_replies(), name="order-replies")
-
-    async def _wait_for_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """Every partition of the replies topic (read through the admin client: a consumer
-        without a subscription keeps no metadata for it)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
-        try:
-            for _ in range(50):
-                [described] = await admin.describe_topics([self._replies_topic])
-                partitions = sorted(p["partition"] for p in described.get("partitions") or [])
-                if partitions:
-                    return [TopicPartition(self._replies_topic, p) for p in partitions]
-                await asyncio.sleep(0.2)
-        finally:
-            await admin.close()
-        raise RuntimeError(f"topic {self._replies_topic} does not exist (run make topics)")
 
     async def stop(self) -> None:
         if self._reader is not None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -40,6 +39,7 @@ from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from schemas.turnover import CardAlerted, TurnoverUpdated
 from stream_agents.config_publisher import publish_configs
 from stream_agents.order_agent import epoch_ms_now
+from stream_agents.process import make_consumer, make_producer, run_process
 from stream_agents.projector import (
     ProjectorHaltedError,
     ProjectorSettings,
@@ -58,13 +58,7 @@ log = logging.getLogger(__name__)
 class CardProjectorSettings(ProjectorSettings):
     """The order projector's settings, under ``KEEPER_CARD_PROJECTOR_``, plus expiry."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KEEPER_CARD_PROJECTOR_",
-        extra="ignore",
-        frozen=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="KEEPER_CARD_PROJECTOR_")
 
     group_id: str = "keeper-card-projector"
     #: Time zone of "today" for expiry (the same as the agents' ``card_time_zone``).
@@ -166,20 +160,6 @@ async def sweep_and_publish(engine: Engine, settings: CardProjectorSettings) -> 
     return result
 
 
-def make_consumer(settings: CardProjectorSettings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        settings.turnover_topic,
-        settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=settings.batch_size,
-        metadata_max_age_ms=settings.metadata_max_age_ms,
-    )
-
-
 async def project_once(
     consumer: AIOKafkaConsumer,
     producer: AIOKafkaProducer,
@@ -206,10 +186,8 @@ async def project_once(
 
 async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Event) -> None:
     engine = projector_engine(settings)
-    consumer = make_consumer(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    consumer = make_consumer(settings, settings.turnover_topic, settings.alerts_topic)
+    producer = make_producer(settings)
     projected, next_sweep = 0, time.monotonic()
     try:
         await producer.start()
@@ -232,24 +210,15 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
         log.info("card projector stopped after %d messages", projected)
 
 
-async def serve(settings: CardProjectorSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await run_card_projector(settings, stop)
-
-
 def main() -> None:
     """``python -m stream_agents.card_projector``; exits 2 when halted."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    run_process(
+        "card projector",
+        run_card_projector,
+        CardProjectorSettings(),
+        halted=ProjectorHaltedError,
+        log=log,
     )
-    try:
-        asyncio.run(serve(CardProjectorSettings()))
-    except ProjectorHaltedError as exc:
-        log.critical("card projector halted, offsets not committed: %s", exc)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from typing import Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -51,10 +50,16 @@ from db.projection import (
     project_ledger_events,
     project_order_events,
 )
-from db.settings import DEFAULT_DATABASE_URL
 from schemas.ledger import LedgerPosted
 from schemas.registry import SchemaError, decode
-from schemas.topics import DEAD_LETTERS, LEDGER_EVENTS, ORDER_EVENTS
+from schemas.topics import LEDGER_EVENTS
+from stream_agents.process import (
+    ConsumerSettings,
+    make_consumer,
+    make_producer,
+    run_process,
+    topic_prefix_field,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,55 +76,20 @@ DIAGNOSTICS: Final = (
 )
 
 
-class ProjectorSettings(BaseSettings):
-    """Settings from the environment; the shared ones use the names every process uses."""
+class ProjectorSettings(ConsumerSettings):
+    """Settings from the environment (``KEEPER_PROJECTOR_*``; shared names as elsewhere)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KEEPER_PROJECTOR_",
-        extra="ignore",
-        frozen=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
+    model_config = SettingsConfigDict(env_prefix="KEEPER_PROJECTOR_")
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KEEPER_KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL,
-        validation_alias=AliasChoices("DATABASE_URL", "KEEPER_DATABASE_URL"),
-    )
-    #: Prepended to every topic and to the group id, so test runs and environments sharing
-    #: one broker never read each other's events.
-    topic_prefix: str = Field(
-        "", validation_alias=AliasChoices("KEEPER_PROJECTOR_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
-    )
+    topic_prefix: str = topic_prefix_field("KEEPER_PROJECTOR_TOPIC_PREFIX")
     group_id: str = "keeper-projector"
-    batch_size: int = Field(500, gt=0, le=10_000)
-    max_wait_ms: int = Field(500, gt=0)
     retry_initial_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(10.0, gt=0)
-    db_connect_timeout_s: int = Field(5, gt=0)
     log_interval_s: float = Field(10.0, ge=0)
-    #: Kafka's default is 5 min; lower it where topics may appear after the projector starts.
-    metadata_max_age_ms: int = Field(300_000, gt=0)
-
-    @property
-    def consumer_group(self) -> str:
-        return self.topic_prefix + self.group_id
-
-    @property
-    def order_events_topic(self) -> str:
-        return self.topic_prefix + ORDER_EVENTS.name
 
     @property
     def ledger_events_topic(self) -> str:
         return self.topic_prefix + LEDGER_EVENTS.name
-
-    @property
-    def dead_letters_topic(self) -> str:
-        return self.topic_prefix + DEAD_LETTERS.name
 
 
 class ProjectorHaltedError(RuntimeError):
@@ -408,26 +378,6 @@ def projector_engine(settings: ProjectorSettings) -> Engine:
     )
 
 
-def make_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        settings.order_events_topic,
-        settings.ledger_events_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,  # offsets move only after the database commit
-        auto_offset_reset="earliest",  # a new group projects the whole retained history
-        isolation_level="read_committed",
-        max_poll_records=settings.batch_size,
-        metadata_max_age_ms=settings.metadata_max_age_ms,
-    )
-
-
-def make_producer(settings: ProjectorSettings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-
-
 async def poll(consumer: AIOKafkaConsumer, settings: ProjectorSettings) -> Batch:
     polled = await consumer.getmany(
         timeout_ms=settings.max_wait_ms, max_records=settings.batch_size
@@ -467,7 +417,8 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
     """
     shown_url = make_url(settings.database_url).render_as_string(hide_password=True)
     engine = projector_engine(settings)
-    consumer, producer = make_consumer(settings), make_producer(settings)
+    consumer = make_consumer(settings, settings.order_events_topic, settings.ledger_events_topic)
+    producer = make_producer(settings)
     progress = Progress(settings.log_interval_s)
     try:
         await producer.start()
@@ -488,25 +439,12 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
         log.info("projector stopped after %d records", progress.records)
 
 
-async def serve(settings: ProjectorSettings) -> None:
-    """Run until SIGTERM or SIGINT, then finish the current step and leave the group."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await run_projector(settings, stop)
-
-
 def main() -> None:
-    """``python -m stream_agents.projector``; exits 2 when halted (see ProjectorHaltedError)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    """``python -m stream_agents.projector``: until SIGTERM or SIGINT; exits 2 when halted
+    (see ProjectorHaltedError)."""
+    run_process(
+        "projector", run_projector, ProjectorSettings(), halted=ProjectorHaltedError, log=log
     )
-    try:
-        asyncio.run(serve(ProjectorSettings()))
-    except ProjectorHaltedError as exc:
-        log.critical("projector halted, offsets not committed: %s", exc)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

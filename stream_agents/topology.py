@@ -2,14 +2,17 @@
 
 Faust creates the topics its agents consume, but with broker defaults; compacted config topics
 and the retained event log need their own policy, so the topology is declared once in
-:mod:`schemas.topics` and applied here, idempotently.
+:mod:`schemas.topics` and applied here, idempotently. :func:`topic_partitions` reads a topic's
+partitions back, for the readers that assign partitions themselves instead of joining a group.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.topics import ALL_TOPICS, TopicSpec
@@ -18,6 +21,8 @@ log = logging.getLogger(__name__)
 
 _OK = 0
 _TOPIC_ALREADY_EXISTS = 36
+#: How often :func:`topic_partitions` looks again for a topic it waits for.
+_TOPIC_POLL_S = 0.2
 
 
 class TopologyError(RuntimeError):
@@ -62,11 +67,35 @@ async def ensure_topics(
         await admin.close()
 
 
+async def topic_partitions(
+    bootstrap_servers: str, topic: str, *, wait_s: float = 0.0
+) -> list[TopicPartition]:
+    """Every partition of ``topic``, in order, as the broker's metadata lists them.
+
+    Read through the admin client: a consumer without a subscription keeps no metadata for
+    the topic. A topic the broker reports an error for (it does not exist) has no partitions.
+    With ``wait_s`` the topic must appear within that time (looked for every 0.2 s), else
+    :class:`RuntimeError`; without it, one look, and a missing topic simply has none.
+    """
+    attempts = max(1, round(wait_s / _TOPIC_POLL_S))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        for _ in range(attempts):
+            [described] = await admin.describe_topics([topic])
+            listed = [] if described.get("error_code", 0) else described.get("partitions") or []
+            numbers = sorted(p["partition"] for p in listed)
+            if numbers or not wait_s:
+                return [TopicPartition(topic, p) for p in numbers]
+            await asyncio.sleep(_TOPIC_POLL_S)
+    finally:
+        await admin.close()
+    raise RuntimeError(f"topic {topic} does not exist (run make topics)")
+
+
 def main() -> None:
     """``python -m stream_agents.topology``: create the topology the agents' settings name
     (bootstrap servers, topic prefix, replication factor), like the worker does at start."""
-    import asyncio
-
     from stream_agents.settings import AgentSettings
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -21,14 +21,14 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, Field
 
 from domain.orders import Direction, OrderStatus
 from schemas.orders import OrderSnapshot
 from schemas.registry import SchemaError, decode
 from schemas.topics import ORDER_EVENTS
+from stream_agents.topology import topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class OrderFeed:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions()
+            partitions = await topic_partitions(self._bootstrap, self._topic, wait_s=10.0)
             consumer.assign(partitions)
             await consumer.seek_to_end(*partitions)
             for tp in partitions:  # resolve the end offsets now: nothing later is missed
@@ -145,20 +145,6 @@ class OrderFeed:
             raise
         self._consumer = consumer
         self._reader = asyncio.create_task(self._read(), name="payform-feed")
-
-    async def _partitions(self) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await admin.start()
-        try:
-            for _ in range(50):
-                [described] = await admin.describe_topics([self._topic])
-                numbers = sorted(p["partition"] for p in described.get("partitions") or [])
-                if numbers:
-                    return [TopicPartition(self._topic, p) for p in numbers]
-                await asyncio.sleep(0.2)
-        finally:
-            await admin.close()
-        raise RuntimeError(f"topic {self._topic} does not exist (run make topics)")
 
     async def stop(self) -> None:
         if self._reader is not None:

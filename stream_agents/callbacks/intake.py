@@ -24,6 +24,7 @@ from db.repositories.callbacks import record_deliveries
 from schemas.registry import SchemaError, decode
 from stream_agents.callbacks.payload import TERMINAL_EVENTS, NewDelivery, new_delivery
 from stream_agents.callbacks.settings import CallbackSettings
+from stream_agents.process import make_consumer
 from stream_agents.projector import commit_offsets, describe, is_transient, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -56,19 +57,6 @@ def classify(records: list[ConsumerRecord[bytes, bytes]]) -> IntakeBatch:
         if isinstance(message, TERMINAL_EVENTS):
             batch.deliveries.append(new_delivery(env, message))
     return batch
-
-
-def make_consumer(settings: CallbackSettings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        settings.order_events_topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,  # offsets move only after the deliveries are recorded
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=settings.batch_size,
-        metadata_max_age_ms=settings.metadata_max_age_ms,
-    )
 
 
 def write(sessions: sessionmaker[Session], batch: IntakeBatch, window_s: float) -> int:
@@ -124,7 +112,7 @@ async def intake_once(
 async def run_intake(
     settings: CallbackSettings, sessions: sessionmaker[Session], stop: asyncio.Event
 ) -> None:
-    consumer = make_consumer(settings)
+    consumer = make_consumer(settings, settings.order_events_topic)
     await consumer.start()
     try:
         while not stop.is_set():

@@ -6,12 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import uuid
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -22,6 +20,7 @@ from db.repositories.errors import RepositoryError
 from stream_agents.callbacks.intake import IntakeHaltedError, run_intake
 from stream_agents.callbacks.sender import Sender
 from stream_agents.callbacks.settings import CallbackSettings
+from stream_agents.process import configure_logging, make_producer, run_process
 
 log = logging.getLogger("stream_agents.callbacks")
 
@@ -52,9 +51,7 @@ async def run_callbacks(
     box = box or SecretBox.from_settings()
     engine = callbacks_engine(settings)
     sessions = session_factory(engine)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = make_producer(settings)
     client = httpx.AsyncClient(transport=transport, follow_redirects=False)
     try:
         await producer.start()
@@ -92,14 +89,6 @@ async def run_callbacks(
         log.info("callbacks stopped")
 
 
-async def serve(settings: CallbackSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await run_callbacks(settings, stop)
-
-
 def resend_command(settings: CallbackSettings, delivery_id: str, actor: str) -> int:
     engine = make_engine(settings.database_url, hide_parameters=True)
     try:
@@ -129,14 +118,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """``python -m stream_agents.callbacks [run | resend <delivery_id> [--actor NAME]]``."""
     args = parse(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     settings = CallbackSettings()
     if args.command == "resend":
         raise SystemExit(resend_command(settings, str(args.delivery_id), args.actor))
-    try:
-        asyncio.run(serve(settings))
-    except IntakeHaltedError as exc:
-        log.critical("callbacks halted, offsets not committed: %s", exc)
-        raise SystemExit(2) from None
+    run_process("callbacks", run_callbacks, settings, halted=IntakeHaltedError, log=log)

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from db.settings import DEFAULT_DATABASE_URL
-from schemas.topics import DEAD_LETTERS, ORDER_EVENTS
 from stream_agents.callbacks.backoff import RetryPolicy
+from stream_agents.process import ConsumerSettings, topic_prefix_field
 
 
-class CallbackSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="KEEPER_CALLBACKS_",
-        extra="ignore",
-        frozen=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
+class CallbackSettings(ConsumerSettings):
+    """The shared consumer settings (intake: ``order-events`` -> ``callback_deliveries``),
+    plus the sender's."""
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KEEPER_KAFKA_BOOTSTRAP_SERVERS"),
-    )
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL,
-        validation_alias=AliasChoices("DATABASE_URL", "KEEPER_DATABASE_URL"),
-    )
-    topic_prefix: str = Field(
-        "", validation_alias=AliasChoices("KEEPER_CALLBACKS_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
-    )
+    model_config = SettingsConfigDict(env_prefix="KEEPER_CALLBACKS_")
+
+    topic_prefix: str = topic_prefix_field("KEEPER_CALLBACKS_TOPIC_PREFIX")
     group_id: str = "keeper-callbacks"
-    # --- intake: order-events -> callback_deliveries ---
-    batch_size: int = Field(500, gt=0, le=10_000)
-    max_wait_ms: int = Field(500, gt=0)
-    metadata_max_age_ms: int = Field(300_000, gt=0)
     # --- sender ---
     #: Deliveries claimed per round, sent concurrently.
     send_batch: int = Field(20, gt=0, le=1000)
@@ -53,7 +35,6 @@ class CallbackSettings(BaseSettings):
     #: Wait while the durable record has not caught up with the event (the projector lags).
     not_projected_delay_s: float = Field(1.0, gt=0)
     db_retry_s: float = Field(1.0, gt=0)
-    db_connect_timeout_s: int = Field(5, gt=0)
 
     @model_validator(mode="after")
     def _coherent(self) -> CallbackSettings:
@@ -69,15 +50,3 @@ class CallbackSettings(BaseSettings):
             window_s=self.retry_window_s,
             jitter=self.retry_jitter,
         )
-
-    @property
-    def consumer_group(self) -> str:
-        return self.topic_prefix + self.group_id
-
-    @property
-    def order_events_topic(self) -> str:
-        return self.topic_prefix + ORDER_EVENTS.name
-
-    @property
-    def dead_letters_topic(self) -> str:
-        return self.topic_prefix + DEAD_LETTERS.name

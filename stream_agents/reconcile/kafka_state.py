@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from schemas.envelope import Envelope
 from schemas.registry import SchemaError, decode_envelope
 from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
 from stream_agents.table_keys import BALANCE_PREFIX, LEDGER_TABLE
+from stream_agents.topology import topic_partitions
 
 #: How long one empty poll may take before a partition counts as read to its end.
 POLL_MS = 1000
@@ -64,23 +64,11 @@ class KafkaState:
     unreadable: dict[str, int] = field(default_factory=dict)
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described.get("error_code", 0):
-        return []  # no such topic yet: nothing was ever written to it
-    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-
-
 async def read_topic(bootstrap: str, topic: str) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` up to the end offsets at the start of the read."""
-    partitions = await _partitions(bootstrap, topic)
+    partitions = await topic_partitions(bootstrap, topic)
     if not partitions:
-        return
+        return  # no such topic yet: nothing was ever written to it
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,

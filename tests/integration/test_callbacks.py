@@ -10,20 +10,20 @@ the test scripts (500s first, slow answers, ...).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -33,18 +33,19 @@ from db.models import Base
 from db.repositories import callbacks as repo
 from schemas import orders
 from schemas.registry import encode
-from schemas.topics import DEAD_LETTERS, LEDGER_EVENTS, ORDER_EVENTS
 from stream_agents.callbacks.payload import delivery_id
 from stream_agents.callbacks.process import main as callbacks_main
 from stream_agents.callbacks.process import run_callbacks
 from stream_agents.callbacks.settings import CallbackSettings
 from stream_agents.callbacks.verify import verify_callback
 from stream_agents.projector import ProjectorSettings, run_projector
-from stream_agents.topology import ensure_topics
+from tests.fixtures import kafka
+from tests.fixtures.kafka import DEADLINE_S, first_records
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 45.0
+#: Its checks are cheap queries: they may look often.
+eventually = functools.partial(kafka.eventually, poll_s=0.05)
 SHOP, RIVAL = "shop", "rival"
 T0 = 1_767_225_600_000
 S = orders.OrderStatus
@@ -132,28 +133,8 @@ class World:
 
 
 @pytest.fixture
-async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
-    prefix = f"{unique_name}."
-    specs = (ORDER_EVENTS, LEDGER_EVENTS, DEAD_LETTERS)
-    names = [prefix + spec.name for spec in specs]
-    await ensure_topics(kafka_bootstrap, specs, prefix=prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-
-        async def listed() -> bool:
-            return set(names) <= set(await admin.list_topics())
-
-        await eventually(listed, "the topics to be listed")
-        yield prefix
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
 def world(
-    kafka_bootstrap: str, migrated_database_url: str, topics: str, receiver: Receiver
+    kafka_bootstrap: str, migrated_database_url: str, event_topics: str, receiver: Receiver
 ) -> Iterator[World]:
     """Partner ``shop`` (callback URL on the receiver, two active secrets: a rotation) and
     partner ``rival`` (no callback URL); settings with second-long back-off."""
@@ -175,7 +156,7 @@ def world(
     callbacks = CallbackSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=migrated_database_url,
-        topic_prefix=topics,
+        topic_prefix=event_topics,
         max_wait_ms=100,
         metadata_max_age_ms=1000,
         poll_interval_s=0.05,
@@ -191,7 +172,7 @@ def world(
     projector = ProjectorSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=migrated_database_url,
-        topic_prefix=topics,
+        topic_prefix=event_topics,
         max_wait_ms=100,
         metadata_max_age_ms=1000,
     )
@@ -220,25 +201,6 @@ async def running(
         await asyncio.wait_for(task, DEADLINE_S)
         if projecting is not None:
             await asyncio.wait_for(projecting, DEADLINE_S)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool] | bool],
-    what: str,
-    task: asyncio.Task[None] | None = None,
-    timeout_s: float = DEADLINE_S,
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        outcome = check()
-        if await outcome if isinstance(outcome, Awaitable) else outcome:
-            return
-        if task is not None and task.done():
-            task.result()
-            pytest.fail(f"callbacks process stopped before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # --- order histories --------------------------------------------------------------------
@@ -282,14 +244,6 @@ async def publish(producer: AIOKafkaProducer, world: World, events: list[Any]) -
         await producer.send_and_wait(world.callbacks.order_events_topic, raw, key=str(uid).encode())
 
 
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
 def genuine(world: World, request: Received) -> dict[str, Any]:
     """Verify ``request`` as the partner would (each secret alone must suffice); its body."""
     for secret in world.secrets:
@@ -302,23 +256,6 @@ def genuine(world: World, request: Received) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(request.body)
     assert request.headers["Keeper-Delivery-Id"] == body["delivery_id"]
     return body
-
-
-async def dead_letters(world: World, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=world.callbacks.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(world.callbacks.dead_letters_topic, 0)])
-        received: list[Any] = []
-        deadline = time.monotonic() + DEADLINE_S
-        while len(received) < count and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                received.extend(batch)
-        return received
-    finally:
-        await consumer.stop()
 
 
 # --- the tests --------------------------------------------------------------------------
@@ -399,7 +336,9 @@ async def test_after_the_window_a_delivery_is_parked_then_resent_from_the_consol
         parked = world.delivery(A, "order.failed")
         assert parked.attempts >= 3
         assert (parked.last_status_code, parked.last_error) == (503, "HTTP 503")
-        [letter] = await dead_letters(world, 1)
+        [letter] = await first_records(
+            world.callbacks.kafka_bootstrap_servers, world.callbacks.dead_letters_topic, 1
+        )
         headers = dict(letter.headers)
         assert headers["keeper.delivery_id"] == str(parked.delivery_id).encode()
         assert headers["keeper.error"] == b"callback not delivered: HTTP 503"
@@ -462,7 +401,9 @@ async def test_a_process_stopped_midway_loses_nothing(
 
     stop = asyncio.Event()
     projector = asyncio.create_task(run_projector(world.projector, stop))
-    crashing = asyncio.create_task(run_callbacks(batchy, asyncio.Event(), box=world.box))
+    crashing = asyncio.create_task(
+        run_callbacks(batchy, asyncio.Event(), box=world.box), name="callbacks"
+    )
     await eventually(lambda: delivered() >= 2, "some callbacks delivered", crashing)
     crashing.cancel()  # as good as kill -9: requests in flight, a batch not yet committed
     with pytest.raises(asyncio.CancelledError):

@@ -15,16 +15,14 @@ import contextlib
 import os
 import signal
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -36,14 +34,13 @@ from db.projection import OrderEventMessage, project_order_events
 from schemas import orders
 from schemas.ledger import LedgerPosted, Leg, PostingKind
 from schemas.registry import decode, encode
-from schemas.topics import DEAD_LETTERS, LEDGER_EVENTS, ORDER_EVENTS
+from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
 from stream_agents.projector import ProjectorHaltedError, ProjectorSettings, run_projector
-from stream_agents.topology import ensure_topics
+from tests.fixtures.kafka import DEADLINE_S, eventually, first_records
 from tests.fixtures.services import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 45.0
 T0 = 1_764_300_000_000
 PARTNER = "acme"
 CARD = uuid.UUID("0b7d2c4e-1111-4222-8333-944455556666")
@@ -224,32 +221,14 @@ def card_row() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
-    """The projector's three topics under a prefix of this test's own; deleted afterwards."""
-    prefix = f"{unique_name}."
-    specs = (ORDER_EVENTS, LEDGER_EVENTS, DEAD_LETTERS)
-    await ensure_topics(kafka_bootstrap, specs, prefix=prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        # A group that subscribes before the broker lists a topic gets no partitions of it.
-        async def listed() -> bool:
-            return {prefix + spec.name for spec in specs} <= set(await admin.list_topics())
-
-        await eventually(listed, "the topics to be listed")
-        yield prefix
-        await admin.delete_topics([prefix + spec.name for spec in specs])
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, migrated_database_url: str, topics: str) -> ProjectorSettings:
+def settings(
+    kafka_bootstrap: str, migrated_database_url: str, event_topics: str
+) -> ProjectorSettings:
     """Small batches, so reordering and duplicates span batch boundaries too."""
     return ProjectorSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=migrated_database_url,
-        topic_prefix=topics,
+        topic_prefix=event_topics,
         batch_size=3,
         max_wait_ms=100,
         retry_initial_s=0.05,
@@ -257,14 +236,6 @@ def settings(kafka_bootstrap: str, migrated_database_url: str, topics: str) -> P
         db_connect_timeout_s=2,
         log_interval_s=0,
     )
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def produce_history(
@@ -285,31 +256,11 @@ async def send(producer: AIOKafkaProducer, topic: str, key: str, value: bytes) -
     await producer.send_and_wait(topic, value, key=key.encode())
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool] | bool],
-    what: str,
-    task: asyncio.Task[None] | None = None,
-    timeout_s: float = DEADLINE_S,
-) -> None:
-    """Poll ``check``; fail at the deadline, or at once if the projector ``task`` died."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        outcome = check()
-        if await outcome if isinstance(outcome, Awaitable) else outcome:
-            return
-        if task is not None and task.done():
-            task.result()  # raises the projector's error
-            pytest.fail(f"projector stopped before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def projecting(settings: ProjectorSettings) -> AsyncIterator[asyncio.Task[None]]:
     """Run the projector in-process; stop it gracefully afterwards (its errors propagate)."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projector(settings, stop))
+    task = asyncio.create_task(run_projector(settings, stop), name="projector")
     try:
         yield task
     finally:
@@ -349,24 +300,6 @@ async def all_committed(settings: ProjectorSettings) -> bool:
     )
 
 
-async def dead_letters(settings: ProjectorSettings, count: int) -> list[Any]:
-    """The first ``count`` records of the dead-letter topic."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(settings.dead_letters_topic, 0)])
-        received: list[Any] = []
-        deadline = time.monotonic() + DEADLINE_S
-        while len(received) < count and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                received.extend(batch)
-        return received
-    finally:
-        await consumer.stop()
-
-
 def retries_logged(caplog: pytest.LogCaptureFixture) -> int:
     return sum("database unavailable" in r.getMessage() for r in caplog.records)
 
@@ -382,7 +315,7 @@ async def test_reordered_and_duplicated_events_project_exactly_once_and_garbage_
         await eventually(lambda: projected(engine), "the history to be projected", task)
         await eventually(lambda: all_committed(settings), "the offsets to be committed", task)
     assert_projected(engine)
-    [letter] = await dead_letters(settings, 1)
+    [letter] = await first_records(settings.kafka_bootstrap_servers, settings.dead_letters_topic, 1)
     headers = dict(letter.headers)
     assert letter.value == GARBAGE  # untouched, so it can be inspected and replayed
     assert letter.key == settings.order_events_topic.encode()
@@ -413,7 +346,7 @@ async def test_a_projector_cancelled_before_its_offset_commit_leaves_nothing_twi
     await produce_history(producer, settings)
     monkeypatch.setattr(projector, "commit_offsets", commit_never)
     stop = asyncio.Event()
-    crashed = asyncio.create_task(run_projector(settings, stop))
+    crashed = asyncio.create_task(run_projector(settings, stop), name="projector")
     await eventually(reached.is_set, "the first batch to be written", crashed)
     crashed.cancel()
     with contextlib.suppress(asyncio.CancelledError):

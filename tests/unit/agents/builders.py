@@ -1,18 +1,27 @@
-"""Builders for the agents' unit tests: wire commands in envelopes, and a driver for the order
-agent's pure handler that keeps the table entry between commands as the Faust agent does."""
+"""Builders for the agents' unit tests: wire commands in envelopes, a driver for the order
+agent's pure handler that keeps the table entry between commands as the Faust agent does, and
+the Faust app without a broker for ``agent.test_context()``."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import faust
+import pytest
 
 from domain.orders import Direction
 from schemas import orders as w
 from schemas.envelope import Envelope, Message
 from schemas.registry import envelope
+from stream_agents.app import create_app
+from stream_agents.bus import Bus
 from stream_agents.order_agent import Step, handle
 from stream_agents.order_outputs import OrderEntry
+from stream_agents.settings import AgentSettings
 from stream_agents.wire import OrderCommand, Out, from_epoch_ms
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
@@ -82,3 +91,27 @@ class OrderDriver:
             self.stored = json.loads(json.dumps(step.entry.to_json()))
         self.steps.append(step)
         return step
+
+
+def capture_sends(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
+    """Replace :meth:`Bus.send` for one test: what the app would publish lands in the list
+    returned, and no producer is ever started."""
+    captured: list[Out] = []
+
+    async def send(self: Bus, outputs: list[Out]) -> None:
+        captured.extend(outputs)
+
+    monkeypatch.setattr(Bus, "send", send)
+    return captured
+
+
+def faust_app(tmp_path: Path) -> Iterator[faust.App]:
+    """The agents' app for ``agent.test_context()``: memory stores, no web server (a fixture
+    body: ``yield from faust_app(tmp_path)``)."""
+    app = create_app(AgentSettings(app_id="unit", datadir=tmp_path, web_enabled=False))
+    yield app
+    # A table write asks the (never started) consumer for partition counts; creating it
+    # made a thread event loop that nothing else closes.
+    consumer: Any = app._consumer
+    if consumer is not None:
+        consumer._thread.thread_loop.close()

@@ -20,14 +20,11 @@ from schemas import cards as wc
 from schemas import orders as w
 from schemas import turnover as wt
 from schemas.registry import encode
-from stream_agents.app import create_app
-from stream_agents.bus import Bus
 from stream_agents.card_monitor import MonitorRules, Stored, handle_movement, movement_of
 from stream_agents.order_agent import epoch_ms_now
 from stream_agents.pool_agent import handle_pause
-from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out, from_epoch_ms
-from tests.unit.agents.builders import CARD_MASKED, T0, env
+from tests.unit.agents.builders import CARD_MASKED, T0, capture_sends, env, faust_app
 from tests.unit.agents.test_pool_agent import Pool, config, release, request
 
 RULES = MonitorRules(holidays=HolidayRules(on_daily_limit_ms=2 * HOUR_MS))
@@ -178,22 +175,12 @@ def test_a_newer_configuration_overrides_the_pause() -> None:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
-    captured: list[Out] = []
-
-    async def send(self: Bus, outputs: list[Out]) -> None:
-        captured.extend(outputs)
-
-    monkeypatch.setattr(Bus, "send", send)
-    return captured
+    return capture_sends(monkeypatch)
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[faust.App]:
-    app = create_app(AgentSettings(app_id="unit", datadir=tmp_path, web_enabled=False))
-    yield app
-    consumer: Any = app._consumer
-    if consumer is not None:
-        consumer._thread.thread_loop.close()
+    yield from faust_app(tmp_path)
 
 
 async def test_the_monitor_agent_keeps_windows_in_its_table(

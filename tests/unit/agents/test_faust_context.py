@@ -20,32 +20,19 @@ from domain.orders import Direction
 from schemas import cards as wc
 from schemas import orders as w
 from schemas.registry import encode
-from stream_agents.app import create_app
 from stream_agents.bus import Bus
-from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out
+from tests.unit.agents.builders import capture_sends, faust_app
 
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
-    captured: list[Out] = []
-
-    async def send(self: Bus, outputs: list[Out]) -> None:
-        captured.extend(outputs)
-
-    monkeypatch.setattr(Bus, "send", send)
-    return captured
+    return capture_sends(monkeypatch)
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[faust.App]:
-    app = create_app(AgentSettings(app_id="unit", datadir=tmp_path, web_enabled=False))
-    yield app
-    # A table write asks the (never started) consumer for partition counts; creating it
-    # made a thread event loop that nothing else closes.
-    consumer: Any = app._consumer
-    if consumer is not None:
-        consumer._thread.thread_loop.close()
+    yield from faust_app(tmp_path)
 
 
 async def test_open_is_stored_and_published(app: faust.App, sent: list[Out]) -> None:
