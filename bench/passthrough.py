@@ -38,6 +38,17 @@ async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> N
         await admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
         )
+        # Wait for every partition's leader: producing earlier only earns retries
+        # (NotLeaderForPartitionError) and their noise in the output.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(names)
+            if all(
+                not topic.get("error_code") and all(p["leader"] >= 0 for p in topic["partitions"])
+                for topic in described
+            ):
+                break
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

@@ -650,16 +650,16 @@ class Plan:
 
 
 QUICK = Plan(
-    create_s=6,
-    search_s=5,
-    search_steps=3,
-    life_s=15,
+    create_s=3,
+    search_s=3,
+    search_steps=2,
+    life_s=10,
     life_rate=None,
-    drain_s=15,
-    baseline_s=10,
-    settle_s=90,
+    drain_s=8,
+    baseline_s=6,
+    settle_s=30,
     probe_rate=10,
-    probe_s=10,
+    probe_s=6,
 )
 FULL = Plan(
     create_s=30,
@@ -830,6 +830,13 @@ def main() -> int:
         help="prepend this to Keeper's processes' PYTHONPATH (try a package without "
         "installing it into the shared environment)",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set this in Keeper's processes' environment (an A/B of a setting); repeatable",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.life_rate:
@@ -839,6 +846,9 @@ def main() -> int:
         stack.env["PYTHONPATH"] = os.pathsep.join(
             x for x in (args.python_path, stack.env.get("PYTHONPATH", "")) if x
         )
+    for setting in args.env:
+        name, _, value = setting.partition("=")
+        stack.env[name] = value
     # A TERM (a time limit, a supervisor) must still tear the private stack down.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started = datetime.now(UTC)
@@ -857,6 +867,7 @@ def main() -> int:
         command += f" --python-path {args.python_path}"
     if args.life_rate:
         command += f" --life-rate {args.life_rate:g}"
+    command += "".join(f" --env {setting}" for setting in args.env)
     result.update(
         label=args.label,
         mode="quick" if args.quick else "full",
