@@ -1,9 +1,9 @@
 """Nonce stores: which nonces each API key has already used, for the request verifier.
 
-:class:`InMemoryNonceStore` is the single-process implementation, for tests and a lone API
-worker. It is not shared between processes, so behind several API workers a nonce could be
-replayed once per worker; production needs a shared store (PostgreSQL, to come) that
-implements the same :class:`~ingest_api.signing.NonceStore` protocol.
+:class:`InMemoryNonceStore` is the single-process implementation, for unit tests. It is not
+shared between processes, so behind several API workers a nonce could be replayed once per
+worker; the API itself uses :class:`db.repositories.nonces.PgNonceStore`, which implements the
+same :class:`~ingest_api.signing.NonceStore` protocol over a table every API process shares.
 """
 
 from __future__ import annotations
