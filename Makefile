@@ -83,7 +83,7 @@ faults: $(STAMP) ## Run the fault and concurrency suites at full size (see docs/
 bench: $(STAMP) ## Pipeline: create latency p50/p95/p99, full-life orders/s, Kafka pass-through baseline, peak RSS → docs/benchmarks.md
 	$(PY) -m bench.pipeline
 
-bench-quick: $(STAMP) ## The same phases, shortened (a few minutes)
+bench-quick: $(STAMP) ## The same phases, shortened (about 90 s; a smoke test)
 	$(PY) -m bench.pipeline --quick
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
