@@ -29,7 +29,7 @@ def main() -> None:
     signed_in = st.Page(
         lambda: st.switch_page(landing), title="Sign in", url_path=SIGN_IN_PATH, visibility="hidden"
     )
-    page = st.navigation({**offered, "": [*hidden, signed_in]})
+    page = st.navigation({**offered, "": [*hidden, signed_in]}, expanded=True)  # every page shown
     with st.sidebar:
         st.markdown(f"Signed in as **{who.username}** ({who.role})")
         if st.button("Sign out", key="sign_out"):
