@@ -96,6 +96,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(health.router)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Literal
 
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
@@ -27,8 +27,11 @@ class Readiness(BaseModel):
     database: str
 
 
-def get_settings() -> ApiSettings:
-    return ApiSettings()
+def get_settings(request: Request) -> ApiSettings:
+    """The app's own settings (``create_app`` keeps them): readiness checks the broker and
+    the database the app really uses, not whatever the environment names."""
+    settings: ApiSettings | None = getattr(request.app.state, "settings", None)
+    return settings if settings is not None else ApiSettings()
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

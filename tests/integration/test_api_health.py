@@ -45,3 +45,21 @@ async def test_not_ready_when_services_are_unreachable():
     assert body["status"] == "unavailable"
     assert body["kafka"].startswith("error")
     assert body["database"].startswith("error")
+
+
+async def test_ready_checks_the_services_the_app_was_built_with(
+    kafka_bootstrap: str, postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Readiness speaks of the app's own broker and database, whatever the environment says
+    (it used to read the environment, and so checked the wrong services in tests)."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://nobody:x@127.0.0.1:1/none")
+    settings = ApiSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=postgres_server_url
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        ready = await client.get("/readyz")
+
+    assert ready.json() == {"status": "ready", "kafka": "ok", "database": "ok"}
