@@ -37,7 +37,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,12 @@ if str(REPO_ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 from bench import passthrough  # noqa: E402
 from bench._harness import kafka_version, machine, replace_section  # noqa: E402
 from ingest_api.signing import signed_headers  # noqa: E402
 from tests.fixtures.services import run_infra  # noqa: E402
-from tests.fixtures.stack import free_port  # noqa: E402
+from tests.fixtures.stack import free_port, seed  # noqa: E402
 
 MARKER = "pipeline"
 TITLE = "Benchmarks"
@@ -148,54 +147,18 @@ class BenchStack:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def seed(self) -> None:
-        # Environment first: db.crypto reads its key from the settings.
-        os.environ.update(self.env)
-        from db.crypto import SecretBox
-        from db.repositories import api_keys, cards, partners, users
-        from stream_agents.config_publisher import publish_configs_sync
-
-        box = SecretBox.from_settings()
-        engine = create_engine(self.database_url)
-        try:
-            with sessionmaker(bind=engine, expire_on_commit=False)() as s:
-                cards.create_pool(s, pool_id=POOL, name="Bench pool", actor="bench")
-                partners.create_partner(
-                    s,
-                    partner_id=PARTNER,
-                    name="Bench partner",
-                    deposit_fee_bp=250,
-                    withdrawal_fee_bp=150,
-                    pool_id=POOL,
-                    actor="bench",
-                )
-                self.key_id, secret = api_keys.issue_api_key(s, box, PARTNER, actor="bench")
-                self.secret = secret.encode()
-                for i in range(self.cards):
-                    cards.add_card(
-                        s,
-                        box,
-                        pool_id=POOL,
-                        pan=luhn_pan("4000", 100 + i),
-                        bank="Bench Bank",
-                        holder="BENCH HOLDER",
-                        currency=CURRENCY,
-                        expires_on=date(2099, 12, 31),
-                        daily_limit_minor=10**12,
-                        monthly_limit_minor=10**12,
-                        daily_count_limit=10**6,
-                        monthly_count_limit=10**6,
-                        min_order_minor=100,
-                        max_order_minor=10**9,
-                        actor="bench",
-                    )
-                for username in OPERATORS:
-                    users.create_user(s, username, PASSWORD, "operator", actor="bench")
-                s.commit()
-                partner_configs = partners.all_partner_configs(s)
-                card_configs = cards.all_card_configs(s)
-            publish_configs_sync(self.bootstrap, partners=partner_configs, cards=card_configs)
-        finally:
-            engine.dispose()
+        os.environ.update(self.env)  # db.crypto reads its key from the settings
+        pans = [luhn_pan("4000", 100 + i) for i in range(self.cards)]
+        self.key_id, self.secret = seed(
+            self.database_url,
+            self.bootstrap,
+            partner=PARTNER,
+            pool=POOL,
+            pans=pans,
+            operators=OPERATORS,
+            password=PASSWORD,
+            actor="bench",
+        )
 
     def pids(self) -> dict[str, int]:
         found = {p.stem: int(p.read_text()) for p in sorted((self.root / "run").glob("*.pid"))}
