@@ -3,6 +3,8 @@
 # reconciler) in the background.
 # The broker and the database have their own scripts (infra/kafka, infra/postgres); this one
 # runs after them. Each component: a pid file in .local/run, a log in .local/logs.
+# Each runs under its own infra/supervise.sh, which restarts it with back-off when it exits
+# and records the restart in .local/run/restarts.log (docs/operations.md, "Supervision").
 #
 #   infra/keeper.sh up | down | status | seed | banner
 #
@@ -25,6 +27,7 @@ export KEEPER_AGENTS_TOPIC_PREFIX="${KEEPER_AGENTS_TOPIC_PREFIX:-$KEEPER_TOPIC_P
 export KEEPER_AGENTS_WEB_PORT="$AGENTS_PORT"
 export KEEPER_AGENTS_DATADIR="${KEEPER_AGENTS_DATADIR:-$STATE/agents}"
 export KEEPER_PUBLIC_BASE_URL="${KEEPER_PUBLIC_BASE_URL:-http://127.0.0.1:$API_PORT}"
+export RUN LOGS # for infra/supervise.sh
 
 # name|command|health: "http://..." (answers 2xx), "log:<regex>" (a line this start wrote to
 # the component's log matches), or "-" (none). Started in this order, stopped in reverse.
@@ -37,7 +40,7 @@ COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
   "callbacks|$PY -m stream_agents.callbacks|log:callbacks .* sending"
   "card-projector|$PY -m stream_agents.card_projector|log:card projector .*card-alerts"
-  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz"
+  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz?scope=process"
   "console|$ROOT/.venv/bin/streamlit run ops_console/app.py --server.headless true --server.address 127.0.0.1 --server.port $CONSOLE_PORT --browser.gatherUsageStats false --client.toolbarMode viewer|http://127.0.0.1:$CONSOLE_PORT/_stcore/health"
   "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"
 )
@@ -51,18 +54,27 @@ if [ -n "${KEEPER_WITHOUT:-}" ]; then
   COMPONENTS=("${kept[@]}")
 fi
 
+supervisor_pid() { cat "$RUN/supervise/$1.pid" 2>/dev/null || echo 0; }
+component_pid() { cat "$RUN/$1.pid" 2>/dev/null || echo 0; }
+alive() { [ "$1" -gt 0 ] && kill -0 "$1" 2>/dev/null; }
+restart_count() { grep -c -- " component=$1 " "$RUN/restarts.log" 2>/dev/null || true; }
+
 start_one() {
-  local name=$1 cmd=$2 pidfile="$RUN/$1.pid"
-  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "$name: already running (pid $(cat "$pidfile"))"
+  local name=$1 cmd=$2
+  if alive "$(supervisor_pid "$name")"; then
+    echo "$name: already supervised (pid $(component_pid "$name"))"
     return
   fi
-  # Remember where this start's lines begin, for a "log:" health check.
-  stat -c %s "$LOGS/$name.log" 2>/dev/null >"$RUN/$name.offset" || echo 0 >"$RUN/$name.offset"
+  if alive "$(component_pid "$name")"; then # started by an older keeper.sh, unsupervised
+    echo "$name: already running unsupervised (pid $(component_pid "$name"))"
+    return
+  fi
+  rm -f "$RUN/$name.pid"
   # Detached from our stdout/stderr: a caller capturing them must not wait on the child.
-  nohup $cmd >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  echo "$name: started (pid $(cat "$pidfile"), log $LOGS/$name.log)"
+  nohup "$ROOT/infra/supervise.sh" "$name" "$cmd" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  local deadline=$((SECONDS + 10))
+  until [ -s "$RUN/$name.pid" ] || [ $SECONDS -ge $deadline ]; do sleep 0.1; done
+  echo "$name: started (pid $(component_pid "$name"), supervised, log $LOGS/$name.log)"
 }
 
 healthy() {
@@ -85,11 +97,14 @@ PY
 }
 
 wait_healthy() {
-  local name=$1 url=$2 deadline=$((SECONDS + 90)) pid
-  until healthy "$name" "$url"; do
-    pid=$(cat "$RUN/$name.pid" 2>/dev/null || echo 0)
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "$name: exited during start; last log lines:" >&2
+  local name=$1 url=$2 deadline=$((SECONDS + 90)) restarts
+  restarts=$(restart_count "$name")
+  # A component between two runs (the supervisor's back-off) is waited for; one that exits
+  # during this wait has failed to start.
+  until alive "$(component_pid "$name")" && healthy "$name" "$url"; do
+    if [ "$(restart_count "$name")" != "$restarts" ] || ! alive "$(supervisor_pid "$name")"; then
+      echo "$name: exited during start (the supervisor retries with back-off);" \
+        "last log lines:" >&2
       tail -n 40 "$LOGS/$name.log" >&2 || true
       return 1
     fi
@@ -104,17 +119,21 @@ wait_healthy() {
 }
 
 stop_one() {
-  local name=$1 pidfile="$RUN/$1.pid"
-  [ -f "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  local name=$1 pid
+  pid=$(supervisor_pid "$name")
+  if alive "$pid"; then # the supervisor stops its component (TERM, then KILL after 10 s)
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 75); do alive "$pid" || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
-    echo "$name: stopped"
   fi
-  rm -f "$pidfile" "$RUN/$name.offset"
+  pid=$(component_pid "$name")
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  if [ -f "$RUN/$name.pid" ] || [ -f "$RUN/supervise/$name.pid" ]; then echo "$name: stopped"; fi
+  rm -f "$RUN/$name.pid" "$RUN/$name.offset" "$RUN/supervise/$name.pid"
 }
 
 up() {
@@ -144,19 +163,28 @@ down() {
 }
 
 status() {
-  local rc=0 entry name cmd url pidfile
+  local rc=0 entry name cmd url restarts last
   "$ROOT/infra/kafka/kafka.sh" status || rc=1
   "$ROOT/infra/postgres/pg.sh" status || rc=1
   for entry in "${COMPONENTS[@]}"; do
     IFS='|' read -r name cmd url <<<"$entry"
-    pidfile="$RUN/$name.pid"
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      echo "$name: running (pid $(cat "$pidfile"))"
+    restarts=$(restart_count "$name")
+    last=""
+    if [ "${restarts:-0}" -gt 0 ]; then
+      last=", last: $(grep -- " component=$name " "$RUN/restarts.log" | tail -n 1 | cut -d' ' -f1,3)"
+    fi
+    if alive "$(component_pid "$name")"; then
+      echo "$name: running (pid $(component_pid "$name"), ${restarts:-0} restarts$last)"
+    elif alive "$(supervisor_pid "$name")"; then
+      echo "$name: restarting (supervisor waits out its back-off; ${restarts:-0} restarts$last)"
+      rc=1
     else
       echo "$name: stopped"
       rc=1
     fi
   done
+  echo
+  "$PY" -m ingest_api.pipeline_status || rc=1
   return $rc
 }
 

@@ -3,6 +3,9 @@
 Every API process reads all partitions of ``order-replies`` from the end (no consumer group:
 each process must see every reply, since any of them may be the one waiting). A waiter is
 registered *before* its command is published, so a fast reply cannot slip past it.
+
+The reply reader survives fetch errors (:func:`~ingest_api.readers.read_forever`): it logs,
+backs off and goes on, and :attr:`CommandBus.reader` tells readiness whether it is up.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.envelope import Message
 from schemas.orders import OrderReply
 from schemas.registry import SchemaError, decode, encode
@@ -24,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class CommandBus:
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "") -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, topic_prefix: str = "", backoff: Backoff | None = None
+    ) -> None:
         self._bootstrap = bootstrap_servers
         self._commands_topic = topic_prefix + ORDER_COMMANDS.name
         self._replies_topic = topic_prefix + ORDER_REPLIES.name
@@ -32,6 +39,9 @@ class CommandBus:
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiters: dict[uuid.UUID, asyncio.Future[OrderReply]] = {}
+        self._backoff = backoff or Backoff()
+        #: The reply reader's state, for readiness.
+        self.reader = ReaderState("order-replies")
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -50,7 +60,10 @@ class CommandBus:
         await self._consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the end offsets now, before any command goes out
             await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read_replies(), name="order-replies")
+        self._reader = asyncio.create_task(
+            read_forever(self.reader, self._fetch, self._dispatch, self._backoff),
+            name="order-replies",
+        )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -98,13 +111,10 @@ class CommandBus:
             value=encode(command, message_id=command_id),
         )
 
-    async def _read_replies(self) -> None:
+    async def _fetch(self) -> Iterable[bytes | None]:
         assert self._consumer is not None
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    self._dispatch(record.value)
+        batches = await self._consumer.getmany(timeout_ms=500)
+        return [record.value for records in batches.values() for record in records]
 
     def _dispatch(self, raw: bytes | None) -> None:
         if raw is None:

@@ -18,6 +18,8 @@ from db.crypto import SecretBox
 from db.repositories.api_keys import PgKeyLookup
 from ingest_api.bus import CommandBus
 from ingest_api.payform.feed import OrderFeed
+from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
+from ingest_api.readers import ReaderState
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import AuthenticatedPartner, Verifier
 
@@ -33,6 +35,31 @@ class Services:
     box: SecretBox
     keys: PgKeyLookup | None = None  # to record a key's last use once a request verifies
     feed: OrderFeed | None = None  # live order status for payment forms (None: pages poll)
+    #: Watches the pipeline's consumer groups for ``/readyz`` (None: not watched).
+    pipeline: PipelineMonitor | None = None
+
+    def start_pipeline_monitor(self) -> None:
+        """Sample the pipeline in the background (``KEEPER_HEALTH_MONITOR=false``: don't)."""
+        if self.pipeline is None:
+            health = PipelineHealthSettings(
+                kafka_bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                topic_prefix=self.settings.topic_prefix,
+            )
+            if not health.monitor:
+                return
+            self.pipeline = PipelineMonitor(health)
+        self.pipeline.start()
+
+    async def stop_pipeline_monitor(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+
+    def readers(self) -> list[ReaderState]:
+        """The process's own background readers, for readiness."""
+        found = [self.bus.reader]
+        if self.feed is not None:
+            found.append(self.feed.reader)
+        return found
 
     async def db(self, fn: Callable[[Session], T], *, commit: bool = False) -> T:
         """Run ``fn`` with a session in the thread pool (psycopg2 blocks); commit if asked."""

@@ -7,7 +7,9 @@ has seen change, the newest public status. Pages watching an order hold a
 Subscribers only ever see the latest version (a slow page skips intermediate statuses rather
 than queueing them), so a burst of events costs nothing per browser.
 
-``publish`` is the in-memory half and needs no broker: tests feed it directly.
+``publish`` is the in-memory half and needs no broker: tests feed it directly. The reader
+survives fetch errors (:func:`~ingest_api.readers.read_forever`); :attr:`OrderFeed.reader`
+tells readiness whether it is up.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, Field
 
 from domain.orders import Direction, OrderStatus
+from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.orders import OrderSnapshot
 from schemas.registry import SchemaError, decode
 from schemas.topics import ORDER_EVENTS
@@ -111,6 +114,7 @@ class OrderFeed:
         topic_prefix: str = "",
         cache_size: int = DEFAULT_CACHE_SIZE,
         max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        backoff: Backoff | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._topic = topic_prefix + ORDER_EVENTS.name
@@ -121,6 +125,9 @@ class OrderFeed:
         self._subscribers: dict[uuid.UUID, weakref.WeakSet[Subscription]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._backoff = backoff or Backoff(first_s=0.5)
+        #: The reader's state, for readiness (pages poll while it is down).
+        self.reader = ReaderState("order-events feed")
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -144,7 +151,10 @@ class OrderFeed:
             await consumer.stop()
             raise
         self._consumer = consumer
-        self._reader = asyncio.create_task(self._read(), name="payform-feed")
+        self._reader = asyncio.create_task(
+            read_forever(self.reader, self._fetch, self._dispatch, self._backoff),
+            name="payform-feed",
+        )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -155,20 +165,10 @@ class OrderFeed:
             await self._consumer.stop()
             self._consumer = None
 
-    async def _read(self) -> None:
+    async def _fetch(self) -> Iterable[bytes | None]:
         assert self._consumer is not None
-        while True:
-            try:
-                batches = await self._consumer.getmany(timeout_ms=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the broker comes back; the pages poll meanwhile
-                log.exception("order-events feed: fetch failed; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            for records in batches.values():
-                for record in records:
-                    self._dispatch(record.value)
+        batches = await self._consumer.getmany(timeout_ms=1000)
+        return [record.value for records in batches.values() for record in records]
 
     def _dispatch(self, raw: bytes | None) -> None:
         if raw is None:

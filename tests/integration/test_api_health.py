@@ -1,21 +1,58 @@
-"""The API reports ready only when the real broker and database answer."""
+"""The API reports ready only when the real broker and database answer, its own readers are
+up, and no pipeline consumer has halted, stalled or fallen behind."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from ingest_api.app import create_app
-from ingest_api.health import get_settings
+from ingest_api.bus import CommandBus
+from ingest_api.health import get_running_services, get_settings
+from ingest_api.payform.feed import OrderFeed
+from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
+from ingest_api.readers import Backoff, ReaderState
 from ingest_api.settings import ApiSettings
+from schemas import orders
+from schemas.registry import decode, encode
+from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS, ORDER_REPLIES
+from stream_agents.topology import ensure_topics
+from tests.fixtures.system import drop_topics
+from tests.unit.test_schemas import snapshot
 
 pytestmark = pytest.mark.integration
 
+T = TypeVar("T")
+#: What readiness adds when the app has no running services (no lifespan under ASGITransport).
+NOTHING_ELSE = {"readers": {}, "pipeline": [], "problems": []}
 
-def client_for(settings: ApiSettings) -> httpx.AsyncClient:
+
+def client_for(settings: ApiSettings, services: Any = None) -> httpx.AsyncClient:
     app = create_app()
     app.dependency_overrides[get_settings] = lambda: settings
+    if services is not None:
+        app.dependency_overrides[get_running_services] = lambda: services
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 30
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while (value := await probe()) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+    return value
 
 
 async def test_ready_against_real_services(kafka_bootstrap: str, postgres_server_url: str):
@@ -28,7 +65,7 @@ async def test_ready_against_real_services(kafka_bootstrap: str, postgres_server
 
     assert live.status_code == 200
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "kafka": "ok", "database": "ok"}
+    assert ready.json() == {"status": "ready", "kafka": "ok", "database": "ok", **NOTHING_ELSE}
 
 
 async def test_not_ready_when_services_are_unreachable():
@@ -45,6 +82,7 @@ async def test_not_ready_when_services_are_unreachable():
     assert body["status"] == "unavailable"
     assert body["kafka"].startswith("error")
     assert body["database"].startswith("error")
+    assert [p["part"] for p in body["problems"]] == ["kafka", "database"]
 
 
 async def test_ready_checks_the_services_the_app_was_built_with(
@@ -62,4 +100,214 @@ async def test_ready_checks_the_services_the_app_was_built_with(
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         ready = await client.get("/readyz")
 
-    assert ready.json() == {"status": "ready", "kafka": "ok", "database": "ok"}
+    assert ready.json() == {"status": "ready", "kafka": "ok", "database": "ok", **NOTHING_ELSE}
+
+
+# --- the pipeline's consumer groups ----------------------------------------------------------
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
+    """A private prefix with the order topics created; dropped afterwards."""
+    prefix = f"{unique_name}."
+    await ensure_topics(
+        kafka_bootstrap, [ORDER_COMMANDS, ORDER_EVENTS, ORDER_REPLIES], prefix=prefix
+    )
+    yield prefix
+    await drop_topics(kafka_bootstrap, prefix)
+
+
+async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
+    """Join ``group``, commit ``offset`` on ``tp`` and leave: a consumer that then halted."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: offset})
+    finally:
+        await consumer.stop()
+
+
+async def test_a_halted_consumer_makes_the_api_not_ready_until_it_catches_up(
+    kafka_bootstrap: str, postgres_server_url: str, topics: str
+):
+    prefix = topics
+    events = TopicPartition(prefix + ORDER_EVENTS.name, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(events.topic, b"{}", partition=0)
+    finally:
+        await producer.stop()
+    group = prefix + "keeper-projector"
+    await commit(kafka_bootstrap, group, events, 1)  # 2 records behind, and gone
+
+    monitor = PipelineMonitor(
+        PipelineHealthSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            topic_prefix=prefix,
+            agents_group=prefix + "agents",
+            sample_interval_s=0.2,
+            stall_after_s=1.5,
+            no_member_grace_s=1.0,
+        )
+    )
+    services = SimpleNamespace(readers=list, pipeline=monitor)
+    settings = ApiSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=postgres_server_url
+    )
+    monitor.start()
+    try:
+        async with client_for(settings, services) as client:
+
+            async def answer(code: int) -> httpx.Response | None:
+                response = await client.get("/readyz")
+                return response if response.status_code == code else None
+
+            halted = await eventually(lambda: answer(503), "readiness to see the halted group")
+            body = halted.json()
+            assert body["status"] == "unavailable"
+            assert body["kafka"] == "ok"
+            [problem] = body["problems"]
+            assert problem["part"] == "projector"
+            assert problem["reason"].startswith("halted: no active member")
+            assert group in problem["reason"]
+            [projector] = [g for g in body["pipeline"] if g["part"] == "projector"]
+            assert projector == {
+                **projector,
+                "group": group,
+                "verdict": "halted",
+                "members": 0,
+                "lag": 2,
+            }
+            own = await client.get("/readyz", params={"scope": "process"})
+            assert own.status_code == 200  # the process itself is fine
+
+            await commit(kafka_bootstrap, group, events, 3)  # it came back and caught up
+            recovered = await eventually(lambda: answer(200), "readiness after the catch-up")
+    finally:
+        await monitor.stop()
+
+    body = recovered.json()
+    assert body["problems"] == []
+    [projector] = [g for g in body["pipeline"] if g["part"] == "projector"]
+    assert (projector["verdict"], projector["lag"]) == ("ok", 0)
+    assert {g["part"]: g["verdict"] for g in body["pipeline"]}["callbacks"] == "absent"
+
+
+# --- the API's own readers survive fetch errors ----------------------------------------------
+
+
+def break_fetches(consumer: AIOKafkaConsumer) -> asyncio.Event:
+    """Make ``consumer.getmany`` raise until the returned event is set."""
+    healed = asyncio.Event()
+    real = consumer.getmany
+
+    async def getmany(*args: Any, **kwargs: Any) -> Any:
+        if not healed.is_set():
+            await asyncio.sleep(0.05)
+            raise KafkaConnectionError("injected fetch failure")
+        return await real(*args, **kwargs)
+
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    return healed
+
+
+async def reader_down(client: httpx.AsyncClient, reader: ReaderState) -> dict[str, Any] | None:
+    response = await client.get("/readyz", params={"scope": "process"})
+    if response.status_code != 503 or reader.up:
+        return None
+    return dict(response.json())
+
+
+async def echo_replies(bootstrap: str, prefix: str) -> None:
+    """A stand-in order agent: accept every command on the private topics."""
+    consumer = AIOKafkaConsumer(
+        prefix + ORDER_COMMANDS.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        async for record in consumer:
+            envelope, command = decode(record.value or b"")
+            reply = orders.OrderReply(
+                uid=command.uid,
+                command_id=envelope.message_id,
+                accepted=True,
+            )
+            await producer.send_and_wait(prefix + ORDER_REPLIES.name, encode(reply), key=record.key)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_the_reply_reader_survives_a_fetch_error_and_readiness_shows_it_down(
+    kafka_bootstrap: str, postgres_server_url: str, topics: str
+):
+    bus = CommandBus(kafka_bootstrap, topic_prefix=topics, backoff=Backoff(0.1, 0.2))
+    await bus.start()
+    echo = asyncio.create_task(echo_replies(kafka_bootstrap, topics))
+    settings = ApiSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=postgres_server_url
+    )
+    services = SimpleNamespace(readers=lambda: [bus.reader], pipeline=None)
+    try:
+        assert bus._consumer is not None
+        healed = break_fetches(bus._consumer)
+        async with client_for(settings, services) as client:
+            body = await eventually(lambda: reader_down(client, bus.reader), "the reader down")
+            assert body["readers"]["order-replies"].startswith("order-replies reader: ")
+            assert "KafkaConnectionError" in body["readers"]["order-replies"]
+            assert body["problems"][0]["part"] == "order-replies"
+
+            healed.set()
+            _, reply = await bus.ask(orders.CancelOrder(uid=uuid.uuid4(), partner_id="acme"), 20)
+
+            assert reply is not None
+            assert reply.accepted
+            assert bus.reader.up
+            assert bus.reader.last_record_s is not None
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        echo.cancel()
+        await asyncio.gather(echo, return_exceptions=True)
+        await bus.stop()
+
+
+async def test_the_order_feed_survives_a_fetch_error_and_keeps_delivering(
+    kafka_bootstrap: str, topics: str
+):
+    feed = OrderFeed(kafka_bootstrap, topic_prefix=topics, backoff=Backoff(0.1, 0.2))
+    await feed.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        assert feed._consumer is not None
+        healed = break_fetches(feed._consumer)
+
+        async def failing() -> bool | None:
+            return True if feed.reader.failures >= 2 else None
+
+        await eventually(failing, "two failed fetches")
+        assert not feed.reader.up
+        assert feed.reader.running
+        assert "injected fetch failure" in (feed.reader.last_error or "")
+
+        healed.set()
+        uid = uuid.uuid4()
+        event = orders.OrderCreated(order=snapshot(uid=uid))
+        await producer.send_and_wait(
+            topics + ORDER_EVENTS.name, encode(event), key=str(uid).encode()
+        )
+
+        async def delivered() -> object | None:
+            return feed.latest(uid)
+
+        update = await eventually(delivered, "the event through the feed")
+        assert update.uid == uid  # type: ignore[attr-defined]
+        assert feed.reader.up
+    finally:
+        await producer.stop()
+        await feed.stop()
