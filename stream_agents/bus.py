@@ -7,8 +7,12 @@ are declared with their catalogue partition counts (they are created beforehand 
 topic feeding it, and Faust would otherwise assume its own default.
 
 A message that cannot be decoded, is of a type the agent does not handle, or makes the
-handler fail goes to ``dead-letters`` (key: the source topic) and the stream moves on: at
-least once delivery would otherwise replay a poison message forever and stall its partition.
+handler fail goes to ``dead-letters`` (key: the source topic; the raw value untouched; the
+reason and the source coordinates -- topic, partition, offset, key, the app's consumer group
+-- as the same headers the consumer processes use, :mod:`stream_agents.letter_headers`) and
+the stream moves on: at least once delivery would otherwise replay a poison message forever
+and stall its partition. The projector stores each one in ``dead_letters``, from where it can
+be re-published after a fix (``python -m stream_agents.dead_letters``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import logging
 from collections.abc import Callable, Iterable
 
 import faust
+from faust.streams import current_event
 
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode
 from schemas.topics import ALL_TOPICS, DEAD_LETTERS
+from stream_agents import letter_headers
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out
 
@@ -34,6 +40,8 @@ class Bus:
     """The app's topics by catalogue name, and the send/receive plumbing around handlers."""
 
     def __init__(self, app: faust.App, settings: AgentSettings) -> None:
+        #: The agents' consumer group (Faust's app id), named in their dead letters.
+        self.consumer_group = str(app.conf.id)
         self.topics: dict[str, faust.TopicT] = {
             spec.name: app.topic(
                 settings.topic(spec.name),
@@ -55,12 +63,32 @@ class Bus:
             await self.topics[out.topic].send(key=out.key, value=out.encode())
 
     async def dead_letter(self, source: str, raw: bytes | None, reason: str) -> None:
-        # The reason names the failure, never the payload: it may carry card data.
-        log.warning("dead letter from %s: %s", source, reason)
+        """Park ``raw`` (the record being processed, from catalogue topic ``source``).
+
+        Its coordinates come from the event the stream is processing (Faust's current
+        event); outside a stream (tests) the catalogue name stands in with no offset. The
+        reason names the failure, never the payload: it may carry card data.
+        """
+        event = current_event()
+        message = event.message if event is not None else None
+        topic = message.topic if message is not None else source
+        partition = message.partition if message is not None else -1
+        offset = message.offset if message is not None else -1
+        key = event.key if event is not None and isinstance(event.key, bytes) else None
+        log.warning(
+            "dead letter from %s[%d]@%d: %s", topic, partition, offset, letter_headers.clean(reason)
+        )
         await self.topics[DEAD_LETTERS.name].send(
             key=source.encode(),
             value=raw,
-            headers=[("reason", reason.encode()[:1000])],
+            headers=letter_headers.build(
+                reason,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                consumer=self.consumer_group,
+            ),
         )
 
     async def consume(

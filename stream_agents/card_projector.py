@@ -2,9 +2,11 @@
 
 ``python -m stream_agents.card_projector`` runs one member of the consumer group
 ``keeper-card-projector``. Like the order projector (:mod:`stream_agents.projector`, whose
-plumbing it reuses) it writes a polled batch in one transaction and commits the offsets only
-afterwards, so at-least-once delivery plus idempotent writes
-(:mod:`db.repositories.turnover`) give exactly-once effects:
+settings it reuses) it writes a polled batch through :func:`stream_agents.quarantine.settle`
+(one transaction when it can; a record refused for good, such as an unknown card, is
+isolated and dead-lettered and the rest written) and commits the offsets only afterwards, so
+at-least-once delivery plus idempotent writes (:mod:`db.repositories.turnover`) give
+exactly-once effects:
 
 * window updates are versioned upserts into ``card_turnover``;
 * alerts are recorded once per id in ``card_alerts``; a ``holiday_started`` alert also
@@ -22,14 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 import schemas  # noqa: F401 - registers every schema with the registry
@@ -38,21 +40,15 @@ from schemas.registry import SchemaError, decode
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from schemas.turnover import CardAlerted, TurnoverUpdated
 from stream_agents.config_publisher import publish_configs
+from stream_agents.failures import ConsumerHaltedError
 from stream_agents.order_agent import epoch_ms_now
 from stream_agents.process import make_consumer, make_producer, run_process
-from stream_agents.projector import (
-    ProjectorHaltedError,
-    ProjectorSettings,
-    Rejected,
-    commit_offsets,
-    describe,
-    is_transient,
-    projector_engine,
-    publish_dead_letters,
-    sleep_unless_stopped,
-)
+from stream_agents.projector import ProjectorSettings, projector_engine
+from stream_agents.quarantine import DeadLetters, Entry, Rejected, commit_offsets, settle
 
 log = logging.getLogger(__name__)
+
+CardItem = TurnoverUpdated | CardAlerted
 
 
 class CardProjectorSettings(ProjectorSettings):
@@ -83,10 +79,14 @@ class CardProjectorSettings(ProjectorSettings):
 
 @dataclass(slots=True)
 class CardBatch:
-    windows: list[TurnoverUpdated] = field(default_factory=list)
-    alerts: list[CardAlerted] = field(default_factory=list)
+    windows: list[Entry[TurnoverUpdated]] = field(default_factory=list)
+    alerts: list[Entry[CardAlerted]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def entries(self) -> list[Entry[CardItem]]:
+        """Windows, then alerts (in one transaction, as they were before isolation)."""
+        return [*self.windows, *self.alerts]
 
 
 def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topic: str) -> None:
@@ -101,39 +101,23 @@ def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topi
         batch.rejected.append(Rejected(record, str(exc)))
         return
     if record.topic == alerts_topic and isinstance(message, CardAlerted):
-        batch.alerts.append(message)
+        batch.alerts.append(Entry(record, message))
     elif record.topic != alerts_topic and isinstance(message, TurnoverUpdated):
-        batch.windows.append(message)
+        batch.windows.append(Entry(record, message))
     else:
         batch.rejected.append(Rejected(record, f"unexpected message type {env.type!r}"))
 
 
-def write_batch(engine: Engine, batch: CardBatch) -> tuple[int, int]:
-    """One transaction: windows, alerts, holidays. Returns (windows, alerts) written."""
+def write_batch(engine: Engine, items: Sequence[CardItem]) -> int:
+    """One transaction: windows, alerts, holidays. Returns the rows written."""
+    windows = [item for item in items if isinstance(item, TurnoverUpdated)]
+    alerts = [item for item in items if isinstance(item, CardAlerted)]
     with Session(engine) as session, session.begin():
         conn = session.connection()
-        windows = repo.upsert_turnover(conn, batch.windows)
-        alerts = repo.insert_alerts(conn, [repo.alert_row(a) for a in batch.alerts])
-        repo.extend_holidays(session, batch.alerts)
-    return windows, alerts
-
-
-async def write_until_durable(
-    engine: Engine, batch: CardBatch, settings: CardProjectorSettings, stop: asyncio.Event
-) -> tuple[int, int] | None:
-    delay = settings.retry_initial_s
-    while True:
-        try:
-            return await asyncio.to_thread(write_batch, engine, batch)
-        except repo.UnknownCardError as exc:
-            raise ProjectorHaltedError(f"projection refused: {exc}") from None
-        except SQLAlchemyError as exc:
-            if not is_transient(exc):
-                raise ProjectorHaltedError(f"database refused a batch: {describe(exc)}") from None
-            log.warning("database unavailable (%s); retry in %.2fs", describe(exc), delay)
-        if await sleep_unless_stopped(stop, delay):
-            return None
-        delay = min(delay * 2, settings.retry_max_s)
+        written = repo.upsert_turnover(conn, windows)
+        written += repo.insert_alerts(conn, [repo.alert_row(a) for a in alerts])
+        repo.extend_holidays(session, alerts)
+    return written
 
 
 def sweep(engine: Engine, settings: CardProjectorSettings, now_ms: int) -> repo.ExpirySweep:
@@ -162,11 +146,12 @@ async def sweep_and_publish(engine: Engine, settings: CardProjectorSettings) -> 
 
 async def project_once(
     consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
+    letters: DeadLetters,
     engine: Engine,
     settings: CardProjectorSettings,
     stop: asyncio.Event,
 ) -> int:
+    """One round: poll, write (quarantining poison), dead-letter, commit; rows written."""
     polled = await consumer.getmany(
         timeout_ms=settings.max_wait_ms, max_records=settings.batch_size
     )
@@ -176,18 +161,25 @@ async def project_once(
             classify(record, batch, settings.alerts_topic)
     if not batch.offsets:
         return 0
-    if batch.rejected:
-        await publish_dead_letters(producer, settings, batch.rejected)
-    if await write_until_durable(engine, batch, settings, stop) is None:
-        return 0
+    outcome = await settle(
+        lambda items: write_batch(engine, items),
+        batch.entries(),
+        batch.rejected,
+        dead_letters=letters,
+        backoff=settings.backoff,
+        stop=stop,
+    )
+    if outcome is None:
+        return 0  # stopped during an outage: the batch comes back
     await commit_offsets(consumer, batch.offsets)
-    return len(batch.windows) + len(batch.alerts)
+    return sum(outcome.results)
 
 
 async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Event) -> None:
     engine = projector_engine(settings)
     consumer = make_consumer(settings, settings.turnover_topic, settings.alerts_topic)
     producer = make_producer(settings)
+    letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
     projected, next_sweep = 0, time.monotonic()
     try:
         await producer.start()
@@ -199,7 +191,7 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
             settings.alerts_topic,
         )
         while not stop.is_set():
-            projected += await project_once(consumer, producer, engine, settings, stop)
+            projected += await project_once(consumer, letters, engine, settings, stop)
             if settings.expiry_sweep_interval_s and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + settings.expiry_sweep_interval_s
                 await sweep_and_publish(engine, settings)
@@ -211,12 +203,12 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
 
 
 def main() -> None:
-    """``python -m stream_agents.card_projector``; exits 2 when halted."""
+    """``python -m stream_agents.card_projector``; exits 2 when halted (a fatal failure)."""
     run_process(
         "card projector",
         run_card_projector,
         CardProjectorSettings(),
-        halted=ProjectorHaltedError,
+        halted=ConsumerHaltedError,
         log=log,
     )
 

@@ -1,4 +1,5 @@
-"""The projector process: ``order-events`` and ``ledger-events`` into PostgreSQL.
+"""The projector process: ``order-events``, ``ledger-events`` and ``dead-letters`` into
+PostgreSQL.
 
 ``python -m stream_agents.projector`` runs one member of the consumer group
 ``keeper-projector``. It is a plain aiokafka consumer rather than a Faust agent because its
@@ -7,15 +8,20 @@ committed only after that transaction: at-least-once delivery plus the idempoten
 :mod:`db.projection` give exactly-once effects. Each round:
 
 1. poll up to ``batch_size`` records (waiting at most ``max_wait_ms``);
-2. decode them; bytes that are not a known event for their topic go to ``dead-letters``
-   (raw value untouched, the reason in headers) and the projector moves on;
-3. write the batch in one transaction and commit it, retrying while the database is
-   unreachable (back-off, offsets untouched);
+2. decode them; bytes that are not a known event for their topic are rejected;
+3. write the batch -- order events, then postings, then dead-letter rows -- through
+   :func:`stream_agents.quarantine.settle`: in one transaction when it can; a record the
+   database refuses for good (a NUL in a string, an unknown partner or card) is isolated by
+   bisection and dead-lettered with the rejected ones, the rest is written; while the
+   database is unreachable, retry with back-off, offsets untouched;
 4. commit the batch's Kafka offsets.
 
-A crash anywhere before step 4 redelivers the batch, which then changes nothing. An event the
-database refuses (an unknown partner or card: see :mod:`db.projection`) stops the process
-with :class:`ProjectorHaltedError` and nothing committed, so no event is ever skipped.
+A crash anywhere before step 4 redelivers the batch, which then changes nothing. Records of
+``dead-letters`` (from every consumer and agent) become rows of ``dead_letters``
+(:mod:`db.repositories.dead_letters`), the durable list that the console, ``make reconcile``
+and ``python -m stream_agents.dead_letters`` work from. Only a fatal failure (the database
+refuses every write: authentication, missing tables) stops the process, with
+:class:`ProjectorHaltedError` and nothing committed.
 
 Logs carry counts, lag and error codes only: never payloads, SQL parameters or database error
 details that could echo card data.
@@ -28,16 +34,12 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 import schemas  # noqa: F401 - registers every schema with the registry
 from db.engine import make_engine
@@ -46,13 +48,15 @@ from db.projection import (
     LedgerItem,
     OrderItem,
     ProjectionCounts,
-    ProjectionError,
     project_ledger_events,
     project_order_events,
 )
+from db.repositories import dead_letters
+from db.repositories.dead_letters import NewDeadLetter
 from schemas.ledger import LedgerPosted
 from schemas.registry import SchemaError, decode
 from schemas.topics import LEDGER_EVENTS
+from stream_agents.failures import ConsumerHaltedError, describe, is_transient
 from stream_agents.process import (
     ConsumerSettings,
     make_consumer,
@@ -60,20 +64,25 @@ from stream_agents.process import (
     run_process,
     topic_prefix_field,
 )
+from stream_agents.quarantine import (
+    Backoff,
+    DeadLetters,
+    Entry,
+    Isolated,
+    Rejected,
+    commit_offsets,
+    dead_letter_headers,
+    letter_of,
+    settle,
+    sleep_unless_stopped,
+)
 
 log = logging.getLogger(__name__)
 
-#: SQLSTATE prefixes worth retrying: the batch may succeed unchanged once the server is back
-#: or a concurrent writer is gone (08 connection exception, 40 serialization failure or
-#: deadlock, 53 too many connections / out of resources, 57P server shutting down).
-TRANSIENT_SQLSTATES: Final = ("08", "40", "53", "57P")
-FOREIGN_KEY_VIOLATION: Final = "23503"
-#: Error fields safe to log: names and the primary message, never the row or parameters.
-DIAGNOSTICS: Final = (
-    ("constraint", "constraint_name"),
-    ("table", "table_name"),
-    ("message", "message_primary"),
-)
+#: A fatal failure: the database refuses every write (see :mod:`stream_agents.failures`).
+ProjectorHaltedError = ConsumerHaltedError
+#: What the projector writes: an order event, a posting, or a dead letter's row.
+Item = OrderItem | LedgerItem | NewDeadLetter
 
 
 class ProjectorSettings(ConsumerSettings):
@@ -91,42 +100,63 @@ class ProjectorSettings(ConsumerSettings):
     def ledger_events_topic(self) -> str:
         return self.topic_prefix + LEDGER_EVENTS.name
 
-
-class ProjectorHaltedError(RuntimeError):
-    """The database refused a batch for a reason no retry can fix; offsets stay uncommitted."""
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.retry_initial_s, self.retry_max_s)
 
 
 # --- decoding a poll into a batch -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A record that can never become a row, and why (the reason carries no payload data)."""
-
-    record: ConsumerRecord[bytes, bytes]
-    reason: str
-
-
 @dataclass(slots=True)
 class Batch:
-    orders: list[OrderItem] = field(default_factory=list)
-    ledger: list[LedgerItem] = field(default_factory=list)
+    """A poll, decoded: what to write (in write order), what is rejected, what to commit."""
+
+    order_entries: list[Entry[OrderItem]] = field(default_factory=list)
+    ledger_entries: list[Entry[LedgerItem]] = field(default_factory=list)
+    letter_entries: list[Entry[NewDeadLetter]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     #: Per partition, the offset to commit once the batch is durable (last offset + 1).
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
+    @property
+    def orders(self) -> list[OrderItem]:
+        return [entry.item for entry in self.order_entries]
+
+    @property
+    def ledger(self) -> list[LedgerItem]:
+        return [entry.item for entry in self.ledger_entries]
+
+    def entries(self) -> list[Entry[Item]]:
+        """Order events before postings (a posting refers to its order), then dead letters."""
+        return [*self.order_entries, *self.ledger_entries, *self.letter_entries]
+
     def __len__(self) -> int:
-        return len(self.orders) + len(self.ledger) + len(self.rejected)
+        return (
+            len(self.order_entries)
+            + len(self.ledger_entries)
+            + len(self.letter_entries)
+            + (len(self.rejected))
+        )
 
 
-def classify(record: ConsumerRecord[bytes, bytes], batch: Batch, ledger_topic: str) -> None:
-    """Decode ``record`` into ``batch``: an order event, a posting, or a rejected record.
+def classify(
+    record: ConsumerRecord[bytes, bytes],
+    batch: Batch,
+    ledger_topic: str,
+    letters_topic: str | None = None,
+) -> None:
+    """Decode ``record`` into ``batch``: an order event, a posting, a dead letter, or rejected.
 
     A record is only accepted as the message type its topic carries: a decodable message on
     the wrong topic is as unusable to the projector as garbage.
     """
     tp = TopicPartition(record.topic, record.partition)
     batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
+    if record.topic == letters_topic:
+        if (letter := letter_of(record)) is not None:
+            batch.letter_entries.append(Entry(record, letter))
+        return
     if record.value is None:
         batch.rejected.append(Rejected(record, "empty record"))
         return
@@ -137,175 +167,83 @@ def classify(record: ConsumerRecord[bytes, bytes], batch: Batch, ledger_topic: s
         return
     if record.topic == ledger_topic:
         if isinstance(message, LedgerPosted):
-            batch.ledger.append((env, message))
+            batch.ledger_entries.append(Entry(record, (env, message)))
             return
     elif isinstance(message, ORDER_EVENT_TYPES):
-        batch.orders.append((env, message))
+        batch.order_entries.append(Entry(record, (env, message)))
         return
     batch.rejected.append(Rejected(record, f"unexpected message type {env.type!r} on this topic"))
 
 
-def make_batch(records: Iterable[ConsumerRecord[bytes, bytes]], ledger_topic: str) -> Batch:
+def make_batch(
+    records: Iterable[ConsumerRecord[bytes, bytes]],
+    ledger_topic: str,
+    letters_topic: str | None = None,
+) -> Batch:
     batch = Batch()
     for record in records:
-        classify(record, batch, ledger_topic)
+        classify(record, batch, ledger_topic, letters_topic)
     return batch
-
-
-def dead_letter_headers(rejected: Rejected, consumer_group: str) -> list[tuple[str, bytes]]:
-    """Where the record came from and why it was refused, so it can be found and replayed."""
-    record = rejected.record
-    return [
-        ("keeper.error", rejected.reason.encode()),
-        ("keeper.source.topic", record.topic.encode()),
-        ("keeper.source.partition", str(record.partition).encode()),
-        ("keeper.source.offset", str(record.offset).encode()),
-        ("keeper.source.key", record.key or b""),
-        ("keeper.consumer", consumer_group.encode()),
-    ]
-
-
-async def publish_dead_letters(
-    producer: AIOKafkaProducer, settings: ProjectorSettings, rejected: Sequence[Rejected]
-) -> None:
-    """Publish and await every dead letter before the offsets move past its record."""
-    sends = [
-        await producer.send(
-            settings.dead_letters_topic,
-            key=item.record.topic.encode(),
-            value=item.record.value,
-            headers=dead_letter_headers(item, settings.consumer_group),
-        )
-        for item in rejected
-    ]
-    await asyncio.gather(*sends)
-    for item in rejected:
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s",
-            item.record.topic,
-            item.record.partition,
-            item.record.offset,
-            item.reason,
-        )
 
 
 # --- writing a batch --------------------------------------------------------------------
 
 
 def write_batch(
-    engine: Engine, orders: Sequence[OrderItem], ledger: Sequence[LedgerItem]
+    engine: Engine,
+    orders: Sequence[OrderItem],
+    ledger: Sequence[LedgerItem],
+    letters: Sequence[NewDeadLetter] = (),
 ) -> ProjectionCounts:
-    """One transaction for the whole batch (runs on a worker thread: the driver blocks).
+    """One transaction (runs on a worker thread: the driver blocks).
 
     The deferred ledger-balance trigger fires at COMMIT, so a refusal may come from the
-    commit itself; either way nothing of the batch is kept.
+    commit itself; either way nothing of the transaction is kept.
     """
     with engine.begin() as conn:
-        return project_order_events(conn, orders) + project_ledger_events(conn, ledger)
+        counts = project_order_events(conn, orders) + project_ledger_events(conn, ledger)
+        dead_letters.record(conn, letters)
+        return counts
 
 
-def sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "pgcode", None)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when the same batch may succeed if simply tried again later.
-
-    Lost or refused connections (PostgreSQL restarting, a terminated backend, the network)
-    and lock conflicts qualify; constraint violations, bad data and SQL errors never do.
-    """
-    if isinstance(exc, PoolTimeoutError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    code = sqlstate(exc)
-    if code is not None and code.startswith(TRANSIENT_SQLSTATES):
-        return True
-    # No SQLSTATE: the server never answered (refused, reset, closed mid-statement).
-    lost = exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return lost and code is None
-
-
-def describe(exc: BaseException) -> str:
-    """A log-safe account of a database error: class, SQLSTATE, constraint, table, message.
-
-    ``str(exc)`` is not used: it can contain the failing row (``DETAIL: Failing row
-    contains ...``) or SQL parameters, which may include card data. Only two details are
-    added: why a connection failed (no statement involved) and the missing key of a
-    foreign-key violation (an id), which is what an operator needs to repair it.
-    """
-    if not isinstance(exc, DBAPIError):
-        return type(exc).__name__
-    code, diag = sqlstate(exc), getattr(exc.orig, "diag", None)
-    parts = [type(exc.orig).__name__, f"sqlstate={code}"]
-    for label, attribute in DIAGNOSTICS:
-        if value := getattr(diag, attribute, None):
-            parts.append(f"{label}={value}")
-    if code is None and isinstance(exc, OperationalError | InterfaceError):
-        parts.append(f"reason={(str(exc.orig).strip().splitlines() or ['?'])[0]}")
-    if code == FOREIGN_KEY_VIOLATION and (detail := getattr(diag, "message_detail", None)):
-        parts.append(f"detail={detail}")
-    return " ".join(parts)
-
-
-async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``; True if ``stop`` was set meanwhile (the caller should give up)."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
+def write_items(engine: Engine, items: Sequence[Item]) -> ProjectionCounts:
+    """:func:`write_batch` over a slice of :meth:`Batch.entries` (kept in that order)."""
+    orders: list[OrderItem] = []
+    ledger: list[LedgerItem] = []
+    letters: list[NewDeadLetter] = []
+    for item in items:
+        if isinstance(item, NewDeadLetter):
+            letters.append(item)
+        elif isinstance(item[1], LedgerPosted):
+            ledger.append(item)
+        else:
+            orders.append(item)
+    return write_batch(engine, orders, ledger, letters)
 
 
 async def write_until_durable(
-    engine: Engine, batch: Batch, settings: ProjectorSettings, stop: asyncio.Event
-) -> ProjectionCounts | None:
-    """Write ``batch``, retrying transient failures with back-off; None if stopped first.
+    engine: Engine,
+    batch: Batch,
+    settings: ProjectorSettings,
+    stop: asyncio.Event,
+    letters: DeadLetters,
+) -> Isolated[ProjectionCounts] | None:
+    """Write ``batch``, quarantining poison records; None if stopped during an outage.
 
     The batch stays in memory meanwhile and no offset moves, so a restart in the middle of
     an outage redelivers exactly what was not yet written.
     """
-    delay, attempt = settings.retry_initial_s, 0
-    while True:
-        try:
-            return await asyncio.to_thread(write_batch, engine, batch.orders, batch.ledger)
-        except ProjectionError as exc:
-            raise ProjectorHaltedError(f"projection refused: {exc}") from None
-        except SQLAlchemyError as exc:
-            if not is_transient(exc):
-                raise ProjectorHaltedError(f"database refused a batch: {describe(exc)}") from None
-            attempt += 1
-            log.warning(
-                "database unavailable (%s); keeping %d records, retry %d in %.2fs",
-                describe(exc),
-                len(batch),
-                attempt,
-                delay,
-            )
-        if await sleep_unless_stopped(stop, delay):
-            return None
-        delay = min(delay * 2, settings.retry_max_s)
+    return await settle(
+        lambda items: write_items(engine, items),
+        batch.entries(),
+        batch.rejected,
+        dead_letters=letters,
+        backoff=settings.backoff,
+        stop=stop,
+    )
 
 
-# --- offsets and progress ---------------------------------------------------------------
-
-
-async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
-    """Commit the offsets of partitions still assigned; False if the commit did not land.
-
-    A failed commit loses nothing: the records are redelivered (to this member or to the new
-    owner after a rebalance) and their writes are no-ops, and the next commit covers them.
-    """
-    assigned = consumer.assignment()
-    owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-    if not owned:
-        return False
-    try:
-        await consumer.commit(owned)
-    except KafkaError as exc:
-        log.warning("offset commit failed (%s); the batch will be redelivered", exc)
-        return False
-    return True
+# --- progress ----------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -320,11 +258,11 @@ class Progress:
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     last_log: float = field(default_factory=time.monotonic)
 
-    def add(self, batch: Batch, counts: ProjectionCounts) -> None:
+    def add(self, batch: Batch, outcome: Isolated[ProjectionCounts]) -> None:
         self.records += len(batch)
-        self.dead_letters += len(batch.rejected)
+        self.dead_letters += len(outcome.rejected)
         self.batches += 1
-        self.written += counts
+        self.written = sum(outcome.results, self.written)
         self.positions.update(batch.offsets)
 
     def lag(self, consumer: AIOKafkaConsumer) -> int:
@@ -336,14 +274,15 @@ class Progress:
             if tp in assigned
         )
 
-    def report(self, batch: Batch, consumer: AIOKafkaConsumer, elapsed_s: float) -> None:
+    def report(self, batch: Batch, dead: int, consumer: AIOKafkaConsumer, elapsed_s: float) -> None:
         lag = self.lag(consumer)
         log.debug(
-            "batch of %d (orders %d, ledger %d, dead %d) in %.0f ms, lag %d",
+            "batch of %d (orders %d, ledger %d, letters %d, dead %d) in %.0f ms, lag %d",
             len(batch),
-            len(batch.orders),
-            len(batch.ledger),
-            len(batch.rejected),
+            len(batch.order_entries),
+            len(batch.ledger_entries),
+            len(batch.letter_entries),
+            dead,
             elapsed_s * 1000,
             lag,
         )
@@ -383,55 +322,56 @@ async def poll(consumer: AIOKafkaConsumer, settings: ProjectorSettings) -> Batch
         timeout_ms=settings.max_wait_ms, max_records=settings.batch_size
     )
     records = (record for partition in polled.values() for record in partition)
-    return make_batch(records, settings.ledger_events_topic)
+    return make_batch(records, settings.ledger_events_topic, settings.dead_letters_topic)
 
 
 async def project_once(
     consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
+    letters: DeadLetters,
     engine: Engine,
     settings: ProjectorSettings,
     stop: asyncio.Event,
     progress: Progress,
 ) -> None:
-    """One round: poll, dead-letter, write, then commit offsets (in that order)."""
+    """One round: poll, write (quarantining poison), dead-letter, then commit offsets."""
     batch = await poll(consumer, settings)
     if not batch.offsets:
         return
     started = time.monotonic()
-    if batch.rejected:
-        await publish_dead_letters(producer, settings, batch.rejected)
-    counts = await write_until_durable(engine, batch, settings, stop)
-    if counts is None:
+    outcome = await write_until_durable(engine, batch, settings, stop, letters)
+    if outcome is None:
         return  # stopped during an outage: leave the offsets, the batch comes back
     await commit_offsets(consumer, batch.offsets)
-    progress.add(batch, counts)
-    progress.report(batch, consumer, time.monotonic() - started)
+    progress.add(batch, outcome)
+    progress.report(batch, len(outcome.rejected), consumer, time.monotonic() - started)
 
 
 async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> None:
-    """Project until ``stop`` is set; raises :class:`ProjectorHaltedError` on a refused batch.
+    """Project until ``stop`` is set; raises :class:`ProjectorHaltedError` when the database
+    refuses every write (fatal: see :mod:`stream_agents.failures`).
 
     Cancelling the task is a crash as far as the data is concerned: whatever was written but
     not yet committed to Kafka is redelivered to the next run and changes nothing.
     """
     shown_url = make_url(settings.database_url).render_as_string(hide_password=True)
     engine = projector_engine(settings)
-    consumer = make_consumer(settings, settings.order_events_topic, settings.ledger_events_topic)
+    topics = (settings.order_events_topic, settings.ledger_events_topic)
+    consumer = make_consumer(settings, *topics, settings.dead_letters_topic)
     producer = make_producer(settings)
+    letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
     progress = Progress(settings.log_interval_s)
     try:
         await producer.start()
         await consumer.start()
         log.info(
-            "projector %s: %s, %s -> %s",
+            "projector %s: %s, %s, %s -> %s",
             settings.consumer_group,
-            settings.order_events_topic,
-            settings.ledger_events_topic,
+            *topics,
+            settings.dead_letters_topic,
             shown_url,
         )
         while not stop.is_set():
-            await project_once(consumer, producer, engine, settings, stop, progress)
+            await project_once(consumer, letters, engine, settings, stop, progress)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -445,6 +385,20 @@ def main() -> None:
     run_process(
         "projector", run_projector, ProjectorSettings(), halted=ProjectorHaltedError, log=log
     )
+
+
+__all__ = [  # the names other modules and tests import from here
+    "Batch",
+    "ProjectorHaltedError",
+    "ProjectorSettings",
+    "commit_offsets",
+    "dead_letter_headers",
+    "describe",
+    "is_transient",
+    "make_batch",
+    "run_projector",
+    "sleep_unless_stopped",
+]
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ Conventions, so the database itself refuses impossible states rather than trusti
   ``Order.version``).
 
 The package is split by subject (``base``, ``config``, ``access``, ``orders``, ``ledger``,
-``audit``); import from ``db.models`` itself, which re-exports every public name. Importing it
-registers every mapped class, so relationships across modules always resolve.
+``audit``, ``callbacks``, ``turnover``, ``dead_letters``); import from ``db.models`` itself,
+which re-exports every public name. Importing it registers every mapped class, so
+relationships across modules always resolve.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from db.models.base import (
 )
 from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
+from db.models.dead_letters import DeadLetter
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.orders import Order, OrderEvent
 from db.models.turnover import CardAlert, CardTurnover
@@ -78,6 +80,7 @@ __all__ = [
     "ConsoleUser",
     "CreatedAt",
     "Currency",
+    "DeadLetter",
     "LedgerPosting",
     "Money",
     "Order",

@@ -17,10 +17,12 @@ from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
 from db.repositories import callbacks as repo
 from db.repositories.errors import RepositoryError
-from stream_agents.callbacks.intake import IntakeHaltedError, run_intake
+from stream_agents.callbacks.intake import run_intake
 from stream_agents.callbacks.sender import Sender
 from stream_agents.callbacks.settings import CallbackSettings
+from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import configure_logging, make_producer, run_process
+from stream_agents.quarantine import DeadLetters
 
 log = logging.getLogger("stream_agents.callbacks")
 
@@ -56,8 +58,11 @@ async def run_callbacks(
     try:
         await producer.start()
         sender = Sender(settings, sessions, box, client, producer)
+        letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
         tasks = [
-            asyncio.create_task(run_intake(settings, sessions, stop), name="callbacks-intake"),
+            asyncio.create_task(
+                run_intake(settings, sessions, letters, stop), name="callbacks-intake"
+            ),
             asyncio.create_task(sender.run(stop), name="callbacks-sender"),
         ]
         log.info(
@@ -122,4 +127,4 @@ def main(argv: list[str] | None = None) -> None:
     settings = CallbackSettings()
     if args.command == "resend":
         raise SystemExit(resend_command(settings, str(args.delivery_id), args.actor))
-    run_process("callbacks", run_callbacks, settings, halted=IntakeHaltedError, log=log)
+    run_process("callbacks", run_callbacks, settings, halted=ConsumerHaltedError, log=log)

@@ -4,7 +4,9 @@
 order or partner and the amount involved, and exits non-zero if there is any. It reads only
 what the system publishes: PostgreSQL (the durable record), the ``order-events`` and
 ``ledger-events`` logs, and the order agent's ``orders`` table and the partner agent's
-balances (``ledger``) as their changelog topics carry them.
+balances (``ledger``) as their changelog topics carry them. Every open dead letter (a record
+quarantined by a consumer, see docs/reliability.md) is reported too: until it is retried or
+resolved, the durable record lacks it, so a run is never clean while one is open.
 
 The projector trails the agents by a moment, so on a busy system a fresh order can be in
 Kafka and not yet in PostgreSQL. A run therefore checks again, for up to ``--settle-s``

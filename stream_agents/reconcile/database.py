@@ -1,4 +1,5 @@
-"""The checks PostgreSQL can answer alone: invariants 1-4 over the durable record."""
+"""The checks PostgreSQL can answer alone: invariants 1-4 over the durable record, and the
+open dead letters (a record not in the durable record: never "clean" while one is open)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,25 @@ def no_shared_card_amount(conn: Connection) -> list[Mismatch]:
     ]
 
 
+def open_dead_letters(conn: Connection) -> list[Mismatch]:
+    """Each open dead letter: a record some consumer could not write, so the durable record
+    lacks it until it is retried after a fix or resolved (``python -m stream_agents.dead_letters``).
+    """
+    sql = """
+        SELECT id, consumer, source_topic, source_partition, source_offset, order_uid, reason
+        FROM dead_letters WHERE status = 'open' ORDER BY id
+    """
+    return [
+        Mismatch(
+            "dead-letter",
+            f"order {uid}" if uid is not None else f"dead letter {ident}",
+            f"dead letter {ident} open: {consumer} could not write {topic}[{part}]@{offset}: "
+            f"{reason}",
+        )
+        for ident, consumer, topic, part, offset, uid, reason in _rows(conn, sql)
+    ]
+
+
 def check_database(conn: Connection) -> list[Mismatch]:
     checks = (
         balances_match_postings,
@@ -138,5 +158,6 @@ def check_database(conn: Connection) -> list[Mismatch]:
         postings_fit_outcomes,
         fees_match_approved,
         no_shared_card_amount,
+        open_dead_letters,
     )
     return [m for check in checks for m in check(conn)]

@@ -9,7 +9,8 @@ from typing import TextIO
 
 @dataclass(frozen=True, slots=True)
 class Mismatch:
-    #: The DESIGN.md section 5 invariant broken ("1".."7"), or "log" for an unreadable log.
+    #: The DESIGN.md section 5 invariant broken ("1".."7"), "log" for an unreadable log, or
+    #: "dead-letter" for a quarantined record not yet retried or resolved.
     invariant: str
     #: What it is about: ``order <uid>``, ``partner <id> <currency>``, ``card <id>``...
     subject: str

@@ -31,6 +31,7 @@ from sqlalchemy.pool import NullPool
 from db.crypto import SecretBox
 from db.models import Base
 from db.repositories import callbacks as repo
+from db.repositories import dead_letters
 from schemas import orders
 from schemas.registry import encode
 from stream_agents.callbacks.payload import delivery_id
@@ -38,6 +39,7 @@ from stream_agents.callbacks.process import main as callbacks_main
 from stream_agents.callbacks.process import run_callbacks
 from stream_agents.callbacks.settings import CallbackSettings
 from stream_agents.callbacks.verify import verify_callback
+from stream_agents.dead_letters import KafkaRepublisher
 from stream_agents.projector import ProjectorSettings, run_projector
 from tests.fixtures import kafka
 from tests.fixtures.kafka import DEADLINE_S, first_records
@@ -120,6 +122,10 @@ class World:
     def sql(self, query: str, **params: Any) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(text(query), params))
+
+    def sql_script(self, script: str) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(script)
 
     def delivery(self, uid: uuid.UUID, event: str) -> Any:
         rows = self.sql(
@@ -299,6 +305,56 @@ async def test_terminal_events_are_delivered_signed_once_to_the_right_url(
     assert (row_a.attempts, row_a.last_status_code, row_a.last_url) == (1, 200, own_url)
     assert row_a.body.encode() == to_a.body  # the exact bytes that were signed and sent
     assert world.delivery(C, "order.expired").last_error == "no callback URL"
+
+
+async def test_a_delivery_the_database_refuses_is_quarantined_then_retried_after_the_fix(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    """The intake's poison path: B's delivery is refused for good (a trigger plays the data
+    error), A's goes on; B is dead-lettered by the callbacks group, stored with its order,
+    and once the refusal is gone a retry records and delivers it exactly once."""
+    world.sql_script(
+        f"""
+        CREATE FUNCTION refuse_b() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.order_uid = '{B}' THEN
+                RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_b BEFORE INSERT ON callback_deliveries
+            FOR EACH ROW EXECUTE FUNCTION refuse_b();
+        """
+    )
+    await publish(producer, world, history(B) + history(A))
+    group = world.callbacks.consumer_group
+
+    def letters() -> list[Any]:
+        return world.sql(
+            "SELECT id, order_uid, status, reason FROM dead_letters WHERE consumer = :g", g=group
+        )
+
+    async with running(world) as task:
+        await eventually(lambda: world.status(A, "order.approved") == "delivered", "A", task)
+        await eventually(lambda: len(letters()) == 1, "B's dead letter stored", task)
+        [(letter_id, order_uid, status, reason)] = letters()
+        assert (order_uid, status) == (B, "open")
+        assert "sqlstate=23514" in reason
+        assert world.delivery(B, "order.approved") is None
+
+        world.sql_script("DROP TRIGGER refuse_b ON callback_deliveries")  # the fix
+
+        def retry() -> None:  # as the console's button does it (blocking: off the loop)
+            bootstrap = world.callbacks.kafka_bootstrap_servers
+            with KafkaRepublisher(bootstrap) as publisher, world.sessions.begin() as session:
+                dead_letters.retry(session, publisher, letter_id, "ops:bob")
+
+        await asyncio.to_thread(retry)
+        await eventually(lambda: world.status(B, "order.approved") == "delivered", "B", task)
+        await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
+    assert len(world.receiver.to("/shop")) == 2  # A once, B once
+    assert [row.status for row in letters()] == ["retried"]
+    assert world.sql("SELECT count(*) FROM dead_letters WHERE status = 'open'") == [(0,)]
 
 
 async def test_failures_are_retried_with_growing_back_off_until_delivered(

@@ -27,6 +27,7 @@ from schemas.turnover import AlertKind, CardAlerted, HolidayReason, TurnoverUpda
 from stream_agents.card_projector import CardProjectorSettings, run_card_projector, sweep
 from stream_agents.order_agent import epoch_ms_now
 from stream_agents.topology import ensure_topics
+from tests.fixtures.kafka import first_records
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +199,43 @@ def test_the_expiry_sweep_flags_and_retires(
     assert statuses == {CARD: "active", SOON: "active", GONE: "retired"}
     alerts = sorted(rows(engine, "SELECT card_id, kind FROM card_alerts"))
     assert alerts == sorted([(SOON, "expiring_soon"), (GONE, "expired")])
+
+
+async def test_an_update_for_an_unknown_card_is_dead_lettered_and_the_rest_projected(
+    settings: CardProjectorSettings, engine: Engine, prefix: str, kafka_bootstrap: str
+) -> None:
+    """A card missing from ``cards`` (FK) and a card id that is no UUID: both quarantined."""
+    ghost = update(WindowKind.DAY, 1).model_copy(update={"card_id": str(uuid.uuid4())})
+    not_a_uuid = update(WindowKind.DAY, 1).model_copy(update={"card_id": "card-\x00-x"})
+    raw = [encode(m) for m in (update(WindowKind.HOUR, 1), ghost, not_a_uuid)]
+    raw.append(encode(update(WindowKind.HOUR, 2)))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        landed = [
+            await producer.send_and_wait(prefix + CARD_TURNOVER.name, value, key=b"k")
+            for value in raw
+        ]
+    finally:
+        await producer.stop()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_card_projector(settings, stop))
+    try:
+        letters = await first_records(kafka_bootstrap, settings.dead_letters_topic, 2)
+        deadline = time.monotonic() + DEADLINE_S
+        while rows(engine, "SELECT version FROM card_turnover") != [(2,)]:
+            assert time.monotonic() < deadline, "the valid updates were never projected"
+            await asyncio.sleep(0.2)
+        assert not task.done(), "the card projector keeps running"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, DEADLINE_S)
+
+    headers = [dict(letter.headers) for letter in letters]
+    assert [int(h["keeper.source.offset"]) for h in headers] == [m.offset for m in landed[1:3]]
+    assert [letter.value for letter in letters] == raw[1:3]  # untouched
+    assert b"fk_card_turnover_card_id_cards" in headers[0]["keeper.error"]
+    assert headers[1]["keeper.error"].startswith(b"UnknownCardError")
+    assert all(b"\x00" not in h["keeper.error"] for h in headers)
+    assert {h["keeper.consumer"] for h in headers} == {settings.consumer_group.encode()}

@@ -314,9 +314,23 @@ async def test_reordered_and_duplicated_events_project_exactly_once_and_garbage_
     async with projecting(settings) as task:
         await eventually(lambda: projected(engine), "the history to be projected", task)
         await eventually(lambda: all_committed(settings), "the offsets to be committed", task)
+        await eventually(
+            lambda: rows(engine, "SELECT count(*) FROM dead_letters") == [(1,)],
+            "the dead letter to be stored",
+            task,
+        )
     assert_projected(engine)
     [letter] = await first_records(settings.kafka_bootstrap_servers, settings.dead_letters_topic, 1)
     headers = dict(letter.headers)
+    [(offset, uid, status, value)] = rows(
+        engine, "SELECT source_offset, order_uid, status, value FROM dead_letters"
+    )
+    assert (offset, uid, status, bytes(value)) == (
+        int(headers["keeper.source.offset"]),
+        A,
+        "open",
+        GARBAGE,
+    )
     assert letter.value == GARBAGE  # untouched, so it can be inspected and replayed
     assert letter.key == settings.order_events_topic.encode()
     assert headers["keeper.source.topic"] == settings.order_events_topic.encode()
@@ -385,6 +399,11 @@ async def test_a_database_that_refuses_connections_delays_but_loses_nothing(
             await eventually(lambda: all_committed(settings), "the recovered run to commit", task)
     assert_projected(engine)
     assert retries_logged(caplog) >= 3
+    # transient, not poison: nothing was dead-lettered
+    assert rows(engine, "SELECT count(*) FROM dead_letters") == [(0,)]
+    assert not await first_records(
+        settings.kafka_bootstrap_servers, settings.dead_letters_topic, 1, timeout_s=1
+    )
 
 
 async def test_a_connection_terminated_mid_batch_is_retried(
@@ -420,27 +439,29 @@ async def test_a_connection_terminated_mid_batch_is_retried(
     assert_projected(engine)
 
 
-async def test_an_order_of_an_unknown_partner_halts_the_projector_until_it_exists(
+async def test_a_database_missing_its_tables_halts_the_projector_with_nothing_committed(
     settings: ProjectorSettings, engine: Engine, producer: AIOKafkaProducer
 ) -> None:
-    """Partners exist before their orders by design; one that does not is a fatal error."""
-    ghost = orders.OrderOpened(order=snap(A, 1, S.PENDING).model_copy(update={"partner_id": "x"}))
-    await send(producer, settings.order_events_topic, str(A), encode(ghost))
-    with pytest.raises(ProjectorHaltedError, match="fk_orders_partner_id_partners"):
+    """The one fatal case: every write would fail (here the migrations are missing), so
+    quarantining would bury the whole stream; the projector halts instead (exit status 2)."""
+    await produce_history(producer, settings)
+    with engine.begin() as conn:  # every batch writes one of them
+        conn.execute(text("ALTER TABLE order_events RENAME TO order_events_gone"))
+        conn.execute(text("ALTER TABLE ledger_postings RENAME TO ledger_postings_gone"))
+    with pytest.raises(ProjectorHaltedError, match="sqlstate=42P01"):
         await asyncio.wait_for(run_projector(settings, asyncio.Event()), DEADLINE_S)
-    assert rows(engine, "SELECT count(*) FROM order_events") == [(0,)]
-    assert (await committed_offsets(settings))[settings.order_events_topic] == 0
+    assert await committed_offsets(settings) == {
+        settings.order_events_topic: 0,
+        settings.ledger_events_topic: 0,
+    }
+    assert rows(engine, "SELECT count(*) FROM dead_letters") == [(0,)]
 
     with engine.begin() as conn:
-        conn.execute(
-            insert(Base.metadata.tables["partners"]).values(
-                id="x", name="X", deposit_fee_bp=0, withdrawal_fee_bp=0
-            )
-        )
+        conn.execute(text("ALTER TABLE order_events_gone RENAME TO order_events"))
+        conn.execute(text("ALTER TABLE ledger_postings_gone RENAME TO ledger_postings"))
     async with projecting(settings) as task:
-        await eventually(
-            lambda: rows(engine, "SELECT partner_id FROM orders") == [("x",)], "the order", task
-        )
+        await eventually(lambda: all_committed(settings), "the repaired run to commit", task)
+    assert_projected(engine)
 
 
 async def test_the_process_projects_and_stops_cleanly_on_sigterm_without_logging_card_data(
