@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
+from db.repositories import users
 from db.repositories.api_keys import PgKeyLookup
 from db.repositories.nonces import PgNonceStore
 from ingest_api import errors, health
@@ -23,8 +25,10 @@ from ingest_api.deps import Services
 from ingest_api.limits import BodySizeLimit
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.routes import operator, partner, pay_page, payer
+from ingest_api.security import SecurityHeaders, install_docs
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import Verifier
+from ingest_api.throttle import TooManyAttemptsError, too_many_attempts
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,8 @@ Keeper takes deposits from, and pays withdrawals to, the customers of partner se
   *docs/partner-api.md*.
 * **Payer** endpoints (`/v1/pay/...`) back the payment form (`/pay/{uid}`, with live status
   pushed as Server-Sent Events); the order id is the capability.
-* **Console** endpoints (`/v1/auth/...`, `/v1/operator/...`) take a bearer session token.
+* **Console** endpoints (`/v1/auth/...`, `/v1/operator/...`) take a bearer session token;
+  sign-in is throttled per username and per address (`429 too_many_attempts`, `Retry-After`).
 
 Every error is `{"error": {"code", "message", "details"}}` with a stable `code`.
 """
@@ -79,12 +84,15 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = services or build_services(settings)
+        await run_in_threadpool(users.prepare_dummy_hash)  # unknown users answer as fast
         await running.bus.start()
         await _start_feed(running)
+        running.start_pipeline_monitor()  # /readyz: are the pipeline's consumers keeping up
         app.state.services = running
         try:
             yield
         finally:
+            await running.stop_pipeline_monitor()
             if running.feed is not None:
                 await running.feed.stop()
             await running.bus.stop()
@@ -95,10 +103,17 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         summary="P2P payment processing: partner orders, payer form, operator decisions",
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.docs_public else None,
+        docs_url=None,  # served by install_docs, with a CSP
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals of the size limit get them too
     errors.install(app)
+    app.add_exception_handler(TooManyAttemptsError, too_many_attempts)
+    if settings.docs_public:
+        install_docs(app)
     app.include_router(health.router)
     app.include_router(partner.router)
     app.include_router(payer.router)

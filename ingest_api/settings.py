@@ -32,6 +32,19 @@ class ApiSettings(BaseSettings):
     command_wait_s: float = Field(5.0, gt=0)
     session_idle_s: int = Field(30 * 60, gt=0)
     session_absolute_s: int = Field(12 * 3600, gt=0)
+    #: Sign-in throttling (``domain.login_throttle``): this many failed attempts in
+    #: ``login_window_s`` lock a username, or a client address, for ``login_lock_base_s``,
+    #: doubled for each further lock up to ``login_lock_max_s``.
+    login_max_failures_user: int = Field(5, ge=1)
+    login_max_failures_address: int = Field(20, ge=1)
+    login_window_s: float = Field(15 * 60, gt=0)
+    login_lock_base_s: float = Field(1.0, gt=0)
+    login_lock_max_s: float = Field(15 * 60, gt=0)
+    #: Peers (comma-separated addresses) whose ``X-Forwarded-For`` names the client: a
+    #: reverse proxy in front of the API, or the console's host. Empty: the TCP peer counts.
+    trusted_proxies: str = ""
+    #: Serve ``/docs``, ``/redoc`` and ``/openapi.json``; unset: everywhere but production.
+    api_docs_public: bool | None = None
     readiness_timeout_s: float = Field(3.0, gt=0)
     #: Database connections kept open. Every blocking database call runs on one of the
     #: thread pool's 40 workers (anyio's default); with fewer pooled connections, the
@@ -40,8 +53,18 @@ class ApiSettings(BaseSettings):
     db_pool_size: int = Field(40, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
 
+    @property
+    def docs_public(self) -> bool:
+        return self.env != "production" if self.api_docs_public is None else self.api_docs_public
+
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Self:
         if self.env == "production" and self.order_id_secret.get_secret_value() == DEV_SECRET:
             raise ValueError("KEEPER_ORDER_ID_SECRET must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _lock_base_within_max(self) -> Self:
+        if self.login_lock_base_s > self.login_lock_max_s:
+            raise ValueError("KEEPER_LOGIN_LOCK_BASE_S must not exceed KEEPER_LOGIN_LOCK_MAX_S")
         return self

@@ -1,8 +1,9 @@
 """The console's calls to the Keeper API: sign-in, sign-out, password change, decisions.
 
 The console never decides an order or opens a session itself: the API checks the role again
-and sends the decision through the order agent, which serialises concurrent decisions. The
-transport is injectable (``httpx.MockTransport`` in unit tests).
+and sends the decision through the order agent, which serialises concurrent decisions, and
+throttles sign-ins (a ``429`` carries ``retry_after_s``). The transport is injectable
+(``httpx.MockTransport`` in unit tests).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import httpx
 class ApiCallError(Exception):
     """The API refused a call (``status``, stable ``code``) or could not be reached."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        #: ``Retry-After`` of a ``429`` (sign-in throttled), in seconds.
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,16 @@ class KeeperApi:
         self._timeout_s = timeout_s
         self._transport = transport
 
-    def _post(self, path: str, body: dict[str, Any], token: str | None = None) -> httpx.Response:
+    def _post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        token: str | None = None,
+        client_address: str | None = None,
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if client_address:  # counted by the API only if this host is a trusted proxy
+            headers["X-Forwarded-For"] = client_address
         try:
             with httpx.Client(
                 base_url=self._base_url, timeout=self._timeout_s, transport=self._transport
@@ -63,8 +76,10 @@ class KeeperApi:
             return answer
         raise _refusal(answer)
 
-    def login(self, username: str, password: str) -> SignedIn:
-        body = self._post("/v1/auth/login", {"username": username, "password": password}).json()
+    def login(self, username: str, password: str, client_address: str | None = None) -> SignedIn:
+        """Sign in; ``client_address`` is the browser's, for the API's sign-in throttle."""
+        credentials = {"username": username, "password": password}
+        body = self._post("/v1/auth/login", credentials, client_address=client_address).json()
         return SignedIn(body["token"], body["username"], body["role"], body["expires_at"])
 
     def logout(self, token: str) -> None:
@@ -88,4 +103,9 @@ def _refusal(answer: httpx.Response) -> ApiCallError:
             message = "; ".join(f"{d.get('field')}: {d.get('problem')}" for d in details)
     except (ValueError, KeyError, TypeError):
         code, message = "http_error", f"HTTP {answer.status_code}"
-    return ApiCallError(answer.status_code, code, message)
+    return ApiCallError(answer.status_code, code, message, _retry_after_s(answer))
+
+
+def _retry_after_s(answer: httpx.Response) -> int | None:
+    value = answer.headers.get("Retry-After", "").strip()
+    return int(value) if value.isdigit() else None

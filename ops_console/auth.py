@@ -1,7 +1,10 @@
 """Who is signed in: the API's session token in ``st.session_state``, checked against
 PostgreSQL on every run.
 
-The token comes from ``POST /v1/auth/login``; its idle and absolute limits live in
+The token comes from ``POST /v1/auth/login``, which throttles failed attempts per username
+and per address (the browser's address is passed on as ``X-Forwarded-For``; the API counts
+it only if the console's host is one of its ``KEEPER_TRUSTED_PROXIES``, otherwise every
+console sign-in counts against the console's own address). Its idle and absolute limits live in
 ``console_sessions``, the table the API itself checks. A run the user caused (a click, a
 page switch) counts as activity and moves ``last_seen_at``; the queue's self-refresh only
 peeks, so an abandoned console still times out.
@@ -82,9 +85,9 @@ def sign_in_page() -> None:
         st.error("Enter a username and a password.")
         return
     try:
-        signed = runtime.api().login(username.strip(), password)
+        signed = runtime.api().login(username.strip(), password, browser_address())
     except ApiCallError as error:
-        st.error(error.message if error.status != 401 else "Wrong username or password.")
+        st.error(refusal_text(error))
         return
     st.session_state[AUTH_KEY] = {
         "token": signed.token,
@@ -92,6 +95,22 @@ def sign_in_page() -> None:
         "role": signed.role,
     }
     st.rerun()
+
+
+def browser_address() -> str | None:
+    """The browser's address as Streamlit saw it (``None`` on localhost or when unknown)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None
+
+
+def refusal_text(error: ApiCallError) -> str:
+    """What to tell someone whose sign-in the API refused."""
+    if error.code == "too_many_attempts":
+        wait = f"{error.retry_after_s} s" if error.retry_after_s else "a moment"
+        return f"Too many sign-in attempts. Try again in {wait}."
+    if error.status == 401:
+        return "Wrong username or password."
+    return error.message
 
 
 def sign_out(who: Who) -> None:

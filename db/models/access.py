@@ -89,8 +89,9 @@ class ApiNonce(Base):
 class ConsoleSession(Base):
     """A console login. The token itself is only ever in the user's cookie; the row keys on
     its SHA-256 (the token is 256 random bits, so a fast hash is enough to make a leaked table
-    useless). ``expires_at`` is the absolute end; the idle limit is checked against
-    ``last_seen_at`` by the reader, so it can change without rewriting rows.
+    useless). ``expires_at`` is the absolute end; ``idle_s`` the idle limit the API set at
+    sign-in, checked against ``last_seen_at`` (a reader such as the console may only be
+    stricter, so no reader revives a session the API considers idle).
     """
 
     __tablename__ = "console_sessions"
@@ -98,6 +99,7 @@ class ConsoleSession(Base):
         CheckConstraint("octet_length(token_sha256) = 32", name="token_sha256_length"),
         CheckConstraint("expires_at > created_at", name="expires_after_created"),
         CheckConstraint("last_seen_at >= created_at", name="seen_after_created"),
+        CheckConstraint("idle_s > 0", name="idle_s_positive"),
     )
 
     token_sha256: Mapped[bytes] = mapped_column(primary_key=True)
@@ -108,5 +110,38 @@ class ConsoleSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None]
+    #: The idle limit the API set when the session opened; a reader may be stricter.
+    idle_s: Mapped[int] = mapped_column(server_default=text("1800"))
 
     user: Mapped[ConsoleUser] = relationship(lazy="raise")
+
+
+#: What a sign-in throttle counter is kept for: one username, or one client address.
+THROTTLE_SCOPES = ("user", "address")
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins of one scope (a username tried, known or not, or a client address)
+    and its lock, shared by every API process (rules in ``domain.login_throttle``).
+
+    ``failures`` counts the current window's attempts that have not succeeded, including
+    those still being checked; ``level`` the locks in a row, which sets the next lock's
+    length. Rows quiet for a window are pruned.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        CheckConstraint(one_of("scope", THROTTLE_SCOPES), name="scope"),
+        CheckConstraint("length(key) BETWEEN 1 AND 128", name="key_length"),
+        CheckConstraint("failures >= 0", name="failures_not_negative"),
+        CheckConstraint("level >= 0", name="level_not_negative"),
+    )
+
+    scope: Mapped[str] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(server_default=text("0"))
+    level: Mapped[int] = mapped_column(server_default=text("0"))
+    window_started_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)

@@ -4,9 +4,15 @@ The token is 32 random bytes, URL-safe base64 (43 characters), fit for a cookie.
 SHA-256 is stored, so a copy of the database (or of a backup) opens no session; a fast hash is
 enough because the token has 256 bits of entropy, nothing to brute-force.
 
-Two timeouts: ``expires_at`` is absolute (fixed when the session opens); the idle limit is
-given by the reader on every check and measured from ``last_seen_at``, which each successful
-check moves forward. Times are passed in (``now``), so tests and the console agree on a clock.
+Two timeouts, both fixed when the session opens: ``expires_at`` is absolute; ``idle_s`` is
+measured from ``last_seen_at``, which each successful check moves forward. A reader passes
+its own idle limit too and the stricter one applies, so the console can end sessions sooner
+than the API but never keep one alive that the API has let lapse. Times are passed in
+(``now``), so tests and the console agree on a clock.
+
+A session is bound to the user it was opened for (the token's row names the user; the role
+is read from the user on every check), and ends at sign-out, at a password change (every
+session of the user) or when the user is disabled.
 """
 
 from __future__ import annotations
@@ -63,15 +69,27 @@ def open_session(
             created_at=now,
             last_seen_at=now,
             expires_at=now + timedelta(seconds=absolute_s),
+            idle_s=idle_s,
         )
     )
     session.flush()
     return token
 
 
+def _alive(row: ConsoleSession, user: UserRow, now: datetime, idle_s: int) -> bool:
+    idle_limit = timedelta(seconds=min(idle_s, row.idle_s))
+    return (
+        row.revoked_at is None
+        and now < row.expires_at
+        and now - row.last_seen_at < idle_limit
+        and user.is_active
+    )
+
+
 def session_user(session: Session, token: str, now: datetime, idle_s: int) -> ConsoleUser | None:
     """The user behind ``token``, or ``None`` when the session is unknown, revoked, past its
-    absolute end, idle for ``idle_s`` seconds or more, or its user was deactivated (a password
+    absolute end, idle for its own limit or ``idle_s`` seconds or more (the smaller), or its
+    user was deactivated (a password
     change revokes the user's sessions). A live session's ``last_seen_at`` moves to ``now``."""
     aware("now", now)
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
@@ -85,12 +103,7 @@ def session_user(session: Session, token: str, now: datetime, idle_s: int) -> Co
     if found is None:
         return None
     row, user = found
-    if (
-        row.revoked_at is not None
-        or now >= row.expires_at
-        or now - row.last_seen_at >= timedelta(seconds=idle_s)
-        or not user.is_active
-    ):
+    if not _alive(row, user, now, idle_s):
         return None
     session.execute(
         update(ConsoleSession)
@@ -126,12 +139,7 @@ def peek_session_user(
     if found is None:
         return None
     row, user = found
-    if (
-        row.revoked_at is not None
-        or now >= row.expires_at
-        or now - row.last_seen_at >= timedelta(seconds=idle_s)
-        or not user.is_active
-    ):
+    if not _alive(row, user, now, idle_s):
         return None
     return ConsoleUser(
         id=user.id,

@@ -58,6 +58,12 @@ def _dummy_hash() -> str:
     return _hasher.hash(uuid.uuid4().hex)
 
 
+def prepare_dummy_hash() -> None:
+    """Compute the dummy hash now (at start-up), so the first unknown username is not
+    answered slower than a known one."""
+    _dummy_hash()
+
+
 def normalise_username(username: str) -> str:
     name = username.strip().lower()
     if not _USERNAME.fullmatch(name):
@@ -65,7 +71,8 @@ def normalise_username(username: str) -> str:
     return name
 
 
-def _check_password(password: str) -> str:
+def check_password_rule(password: str) -> str:
+    """``password`` if a new password may be it; :class:`InvalidInput` otherwise."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise InvalidInput(
             f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters long"
@@ -74,7 +81,7 @@ def _check_password(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(_check_password(password))
+    return _hasher.hash(check_password_rule(password))
 
 
 def _verify(stored_hash: str, password: str) -> bool:
@@ -122,9 +129,15 @@ def get_user(session: Session, username: str) -> ConsoleUser | None:
 def authenticate(session: Session, username: str, password: str) -> ConsoleUser | None:
     """The user if ``password`` is theirs and they are active, else ``None`` (one answer for
     every failure, after the same amount of hashing work)."""
-    row = session.scalars(
-        select(UserRow).where(UserRow.username == username.strip().lower())
-    ).one_or_none()
+    try:
+        name: str | None = normalise_username(username)
+    except InvalidInput:  # no user has such a name: not even worth a query
+        name = None
+    row = (
+        None
+        if name is None
+        else session.scalars(select(UserRow).where(UserRow.username == name)).one_or_none()
+    )
     if row is None or len(password) > MAX_PASSWORD_LENGTH:
         _verify(_dummy_hash(), password[:MAX_PASSWORD_LENGTH])
         return None
@@ -277,11 +290,13 @@ __all__ = [
     "ConsoleUserInfo",
     "authenticate",
     "change_password",
+    "check_password_rule",
     "create_user",
     "get_user",
     "hash_password",
     "list_users",
     "normalise_username",
+    "prepare_dummy_hash",
     "set_user_active",
     "set_user_role",
 ]

@@ -1,9 +1,11 @@
 """Console users: sign-in, sign-out, password change, and operators' decisions on orders.
 
 Sessions are bearer tokens (``Authorization: Bearer ...``) stored only as hashes, with idle
-and absolute timeouts. Every decision goes through the order agent, which serialises all
-commands of one order: when two operators decide at once, exactly one wins and the other is
-told who decided first.
+and absolute timeouts. Sign-in attempts are throttled per username and per client address
+(:mod:`ingest_api.throttle`): a locked scope answers ``429 too_many_attempts`` with
+``Retry-After``, whatever the password. Every decision goes through the order agent, which
+serialises all commands of one order: when two operators decide at once, exactly one wins
+and the other is told who decided first.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
+from sqlalchemy.orm import Session
 
 from db.repositories import audit
+from db.repositories import login_throttle as throttle_repo
 from db.repositories import orders as orders_repo
 from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
 from domain.orders import Direction
-from ingest_api.deps import ServicesDep
+from ingest_api.deps import Services, ServicesDep
 from ingest_api.errors import (
     BODY_RESPONSES,
     TIMEOUT_RESPONSES,
@@ -38,6 +42,7 @@ from ingest_api.models import (
     SessionPublic,
 )
 from ingest_api.orders_common import parse_uid, refused
+from ingest_api.throttle import Attempt, TooManyAttemptsError, attempt_of
 from schemas.orders import DecideOrder, Verdict
 
 router = APIRouter(prefix="/v1", tags=["console"], responses=UNAVAILABLE_RESPONSES)
@@ -76,26 +81,65 @@ async def current_user(
 CurrentUser = Annotated[users_repo.ConsoleUser, Depends(current_user)]
 
 
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "Too many failed sign-ins (`too_many_attempts`); retry after "
+        "`Retry-After` seconds",
+    },
+}
+
+
+async def _admit(services: Services, scopes: tuple[throttle_repo.Scope, ...]) -> None:
+    """Count the attempt, or refuse it with ``429`` while one of its scopes is locked."""
+    now = _now()
+    wait_s = await services.db(lambda s: throttle_repo.admit_attempt(s, scopes, now), commit=True)
+    if wait_s > 0:
+        raise TooManyAttemptsError(wait_s)
+
+
+async def _failed(
+    services: Services, attempt: Attempt, scopes: tuple[throttle_repo.Scope, ...]
+) -> None:
+    now = _now()
+    await services.db(
+        lambda s: throttle_repo.record_failure(
+            s, scopes, now, actor=attempt.actor, address=attempt.address
+        ),
+        commit=True,
+    )
+
+
 @router.post(
     "/auth/login",
     summary="Sign in as a console user",
     responses={
         **BODY_RESPONSES,
         401: {"model": ErrorResponse, "description": "Wrong username or password"},
+        **THROTTLED,
     },
 )
-async def login(body: LoginRequest, services: ServicesDep) -> SessionPublic:
-    user = await services.db(lambda s: users_repo.authenticate(s, body.username, body.password))
-    if user is None:
-        raise ApiError(401, "invalid_credentials", "wrong username or password")
+async def login(body: LoginRequest, request: Request, services: ServicesDep) -> SessionPublic:
+    """Every attempt counts against its username and its address, before the password is
+    checked; an unknown username costs the same hashing and is throttled the same way."""
     settings = services.settings
-    now = _now()
-    token = await services.db(
-        lambda s: sessions_repo.open_session(
-            s, user.id, now, settings.session_idle_s, settings.session_absolute_s
-        ),
-        commit=True,
+    attempt = attempt_of(request, settings, body.username)
+    await _admit(services, attempt.scopes)
+    user = await services.db(
+        lambda s: users_repo.authenticate(s, body.username, body.password), commit=True
     )
+    if user is None:
+        await _failed(services, attempt, attempt.scopes)
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    now = _now()
+
+    def open_session(session: Session) -> str:
+        throttle_repo.record_success(session, attempt.scopes, now)
+        return sessions_repo.open_session(
+            session, user.id, now, settings.session_idle_s, settings.session_absolute_s
+        )
+
+    token = await services.db(open_session, commit=True)
     expires_at = now + timedelta(seconds=settings.session_absolute_s)
     return SessionPublic(token=token, username=user.username, role=user.role, expires_at=expires_at)
 
@@ -111,15 +155,27 @@ async def logout(
 @router.post(
     "/auth/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**UNAUTHORIZED, **BODY_RESPONSES},
+    responses={**UNAUTHORIZED, **BODY_RESPONSES, **THROTTLED},
 )
-async def change_password(body: PasswordChange, user: CurrentUser, services: ServicesDep) -> None:
+async def change_password(
+    body: PasswordChange, user: CurrentUser, request: Request, services: ServicesDep
+) -> None:
+    """A wrong current password counts against the user's sign-in scope: a session is not a
+    way around the throttle to guess the password."""
+    users_repo.check_password_rule(body.new_password)  # 422 before anything is counted
+    attempt = attempt_of(request, services.settings, user.username)
+    await _admit(services, attempt.user_scope)
     changed = await services.db(
         lambda s: users_repo.change_password(s, user.id, body.current_password, body.new_password),
         commit=True,
     )
     if not changed:
+        await _failed(services, attempt, attempt.user_scope)
         raise ApiError(401, "invalid_credentials", "the current password is wrong")
+    now = _now()
+    await services.db(
+        lambda s: throttle_repo.record_success(s, attempt.user_scope, now), commit=True
+    )
 
 
 def _queue_item(entry: orders_repo.QueueEntry, now: datetime) -> QueueItem:

@@ -41,10 +41,16 @@ if submitted:
             st.error(
                 "The current password is wrong."
                 if error.code == "invalid_credentials"
+                else auth.refusal_text(error)
+                if error.code == "too_many_attempts"
                 else f"The password was not changed: {error.message}"
             )
         else:
-            signed = runtime.api().login(who.username, new)
+            try:
+                signed = runtime.api().login(who.username, new, auth.browser_address())
+            except ApiCallError as error:  # changed, but this session was closed with the rest
+                auth.forget(f"Password changed. Sign in again: {auth.refusal_text(error)}")
+                st.rerun()
             st.session_state[auth.AUTH_KEY] = {
                 "token": signed.token,
                 "username": signed.username,
