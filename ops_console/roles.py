@@ -19,6 +19,7 @@ PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "balances": frozenset({OPERATOR, ADMIN, ANALYST}),
     "card_monitoring": frozenset({OPERATOR, ADMIN, ANALYST}),
     "callbacks": frozenset({OPERATOR, ADMIN}),
+    "dead_letters": frozenset({OPERATOR, ADMIN}),
     "dashboards": frozenset({ANALYST, ADMIN}),
     "partners": frozenset({ADMIN}),
     "api_keys": frozenset({ADMIN}),
@@ -47,6 +48,7 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
             ":material/monitor_heart:",
         ),
         ("callbacks", "views/callbacks.py", "Callback deliveries", ":material/send:"),
+        ("dead_letters", "views/dead_letters.py", "Dead letters", ":material/report:"),
     ],
     "Analytics": [
         ("dashboards", "views/dashboards.py", "Dashboards", ":material/monitoring:"),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import make_engine, session_factory
 from ops_console.api_client import KeeperApi
 from ops_console.settings import ConsoleSettings
+from stream_agents.dead_letters import KafkaRepublisher
 
 
 def settings() -> ConsoleSettings:
@@ -40,6 +41,16 @@ def sessions() -> sessionmaker[Session]:
 def api() -> KeeperApi:
     current = settings()
     return KeeperApi(current.api_base_url, timeout_s=current.api_timeout_s)
+
+
+@st.cache_resource(show_spinner=False)
+def _republisher(bootstrap: str) -> KafkaRepublisher:
+    return KafkaRepublisher(bootstrap)
+
+
+def republisher() -> KafkaRepublisher:
+    """The console's one producer for dead-letter retries (started on the first retry)."""
+    return _republisher(settings().kafka_bootstrap_servers)
 
 
 def drop_engines() -> None:

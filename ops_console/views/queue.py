@@ -13,7 +13,7 @@ from typing import Final
 
 import streamlit as st
 
-from ops_console import auth, fmt, queries, runtime
+from ops_console import auth, fmt, quarantine, queries, runtime
 from ops_console.order_view import show_flash, show_order
 from ops_console.sound import chime_html
 
@@ -51,6 +51,12 @@ def _notice(uids: list[str]) -> set[str]:
 def live_queue() -> None:
     if auth.current_user(touch=False) is None:
         st.rerun(scope="app")  # the session ended: back to sign-in
+    flagged = quarantine.flagged_orders(runtime.sessions())
+    if flagged:
+        st.warning(
+            f"{len(flagged)} order(s) have quarantined records that did not reach PostgreSQL: "
+            "see Dead letters."
+        )
     waiting = queries.queue(runtime.engine())
     new = _notice(list(waiting["uid"]))
     now = datetime.now(UTC)
