@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults reconcile bench bench-quick bench-payform screens-payform check fmt clean
+        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform screens-payform check fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -91,6 +91,9 @@ bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p5
 
 screens-payform: $(STAMP) ## Regenerate the payment form screenshots (docs/screens/pay-*.png)
 	$(PY) bench/payform_screens.py
+
+dead-letters: $(STAMP) ## List the open dead letters (quarantined records); retry with ARGS="retry ID" after a fix
+	$(PY) -m stream_agents.dead_letters $(or $(ARGS),list)
 
 reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and PostgreSQL (non-zero exit on any mismatch)
 	$(PY) -m stream_agents.reconcile

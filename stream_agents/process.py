@@ -22,7 +22,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.settings import DEFAULT_DATABASE_URL
 from schemas.topics import DEAD_LETTERS, ORDER_EVENTS
 
-#: The exit status of a process halted by a batch no retry can fix (offsets uncommitted).
+#: The exit status of a process halted by a fatal failure, one every record would meet (the
+#: database refuses the login, a table is missing): offsets stay uncommitted.
 HALTED_EXIT_STATUS: Final = 2
 
 
@@ -127,7 +128,8 @@ def run_process(
 ) -> None:
     """A process's ``main``: log, :func:`serve`; exit with status 2 when ``halted`` is raised.
 
-    ``halted`` is the process's error for a batch the database refuses for good: the process
+    ``halted`` is the process's error for a fatal failure (not a poison record, which is
+    quarantined; see :mod:`stream_agents.quarantine`): the process
     stops with its offsets uncommitted, so no event is ever skipped.
     """
     configure_logging()

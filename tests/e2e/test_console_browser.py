@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from db.repositories import dead_letters
 from ops_console.roles import PAGE_ROLES, page_title
 from tests.fixtures.console import (
     Console,
@@ -109,12 +110,29 @@ async def title(page: Any, text: str) -> None:
     await page.locator("h1").filter(has_text=text).first.wait_for(timeout=SHOWN_MS)
 
 
+def quarantine_one(console: Console, order_uid: uuid.UUID) -> None:
+    """A dead letter of ``order_uid``, as the projector stores a record PostgreSQL refused."""
+    letter = dead_letters.NewDeadLetter(
+        consumer="keeper-projector",
+        source_topic="order-events",
+        source_partition=3,
+        source_offset=1207,
+        key=str(order_uid).encode(),
+        value=b'{"partner_order_id": "inv\x00-1"}',
+        reason="DataError sqlstate=22P05 message=unsupported Unicode escape sequence",
+        order_uid=order_uid,
+    )
+    with console.sessions.begin() as session:
+        dead_letters.record(session, [letter])
+
+
 async def test_every_page_renders_and_is_pictured(
     console_light: Console, console_chromium: Any, tmp_path: Path
 ):
     """Every page, signed in as an admin, in a real browser over seeded history: no page
     raises, and each is pictured in ``docs/screens/console-<page>.png``."""
-    seed_history(console_light, datetime.now(UTC) - timedelta(hours=30))
+    uids = seed_history(console_light, datetime.now(UTC) - timedelta(hours=30))
+    quarantine_one(console_light, uuid.UUID(next(iter(uids.values()))))
     env = console_env(console_light.database_url, console_light.api_url)
     async with streamlit_server(env, tmp_path / "console.log") as url:
         page = await console_chromium.new_page(viewport={"width": 1400, "height": 1000})
