@@ -14,9 +14,12 @@
 Secrets never travel on the command line, where ``ps`` and shell history would keep them: a
 card number or a password is read from stdin (or a no-echo prompt on a terminal), a password
 may also come from a named environment variable. Output shows card numbers masked, and a key
-secret only at the one moment it is issued. ``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``,
-``KEEPER_TOPIC_PREFIX``, ``KEEPER_ENV`` and ``KEEPER_DATA_KEY`` configure it. Exit status 0
-on success, 1 on a refused or failed command, 2 on bad usage.
+secret only at the one moment it is issued. Every text argument and secret follows the text
+rule of :mod:`domain.text` (ids as identifiers, names as labels, passwords and card numbers
+as secrets): a bad argument is a usage error naming it (exit 2), a bad secret exit 1.
+``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS``, ``KEEPER_TOPIC_PREFIX``, ``KEEPER_ENV`` and
+``KEEPER_DATA_KEY`` configure it. Exit status 0 on success, 1 on a refused or failed command,
+2 on bad usage.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from db.models import CONSOLE_ROLES
 from db.repositories import api_keys, cards, partners, users
 from db.repositories.errors import RepositoryError
 from db.settings import DEFAULT_DATABASE_URL
+from domain.text import IDENTIFIER, LABEL, SECRET, InvalidText, TextRule, check_text, text_violation
 from schemas.cards import CardConfigured, PartnerConfigured
 from stream_agents.config_publisher import PublishReport, publish_configs_sync
 
@@ -173,9 +177,10 @@ def read_secret(ctx: Context, prompt: str, *, confirm: bool = False) -> str:
             raise AdminError("the two entries differ")
     else:
         value = ctx.stdin.readline().rstrip("\r\n")
+    name = prompt.strip().rstrip(":")
     if not value:
-        raise AdminError(f"nothing read for {prompt.strip().rstrip(':')}")
-    return value
+        raise AdminError(f"nothing read for {name}")
+    return check_text(name, value, SECRET)
 
 
 def password_from(ctx: Context, env_name: str | None) -> str:
@@ -183,7 +188,7 @@ def password_from(ctx: Context, env_name: str | None) -> str:
         value = os.environ.get(env_name)
         if not value:
             raise AdminError(f"environment variable {env_name} is not set or empty")
-        return value
+        return check_text(f"the password in {env_name}", value, SECRET)
     return read_secret(ctx, "password: ", confirm=True)
 
 
@@ -304,9 +309,10 @@ def cmd_publish_config(ctx: Context, args: argparse.Namespace) -> None:
 
 def _demo_password(ctx: Context, role: str) -> tuple[str, bool]:
     """(password, is the printed default)."""
-    value = os.environ.get(f"KEEPER_DEMO_{role.upper()}_PASSWORD")
+    name = f"KEEPER_DEMO_{role.upper()}_PASSWORD"
+    value = os.environ.get(name)
     if value:
-        return value, False
+        return check_text(name, value, SECRET), False
     if ctx.settings.env != "development":
         raise AdminError(
             f"set KEEPER_DEMO_{role.upper()}_PASSWORD: demo default passwords exist only "
@@ -437,6 +443,24 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _text(rule: TextRule) -> Callable[[str], str]:
+    """An argparse ``type`` that refuses text outside ``rule`` as a usage error."""
+
+    def check(value: str) -> str:
+        violation = text_violation(value, rule)
+        if violation is not None:
+            raise argparse.ArgumentTypeError(
+                f"{violation.problem.value}: the text {violation.describe()}"
+            )
+        return value
+
+    check.__name__ = rule.name
+    return check
+
+
+ID, TEXT = _text(IDENTIFIER), _text(LABEL)
+
+
 def _add_publish_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-publish",
@@ -453,42 +477,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="default: DATABASE_URL or the local cluster")
     parser.add_argument("--kafka", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
     parser.add_argument("--topic-prefix", help="prefix of topic names (KEEPER_TOPIC_PREFIX)")
-    parser.add_argument("--actor", help="name recorded in the audit log (default: cli:<user>)")
+    parser.add_argument(
+        "--actor", type=TEXT, help="name recorded in the audit log (default: cli:<user>)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub = commands.add_parser("create-partner", help="create a partner")
-    sub.add_argument("partner_id")
-    sub.add_argument("--name", required=True)
+    sub.add_argument("partner_id", type=ID)
+    sub.add_argument("--name", type=TEXT, required=True)
     sub.add_argument("--deposit-fee-bp", type=int, required=True)
     sub.add_argument("--withdrawal-fee-bp", type=int, required=True)
-    sub.add_argument("--pool")
-    sub.add_argument("--callback-url")
+    sub.add_argument("--pool", type=ID)
+    sub.add_argument("--callback-url", type=TEXT)
     _add_publish_flag(sub)
     sub.set_defaults(run=cmd_create_partner)
 
     sub = commands.add_parser("issue-key", help="issue an API key (the secret is shown once)")
-    sub.add_argument("partner_id")
+    sub.add_argument("partner_id", type=ID)
     sub.set_defaults(run=cmd_issue_key)
 
     sub = commands.add_parser("revoke-key", help="revoke an API key")
-    sub.add_argument("key_id")
+    sub.add_argument("key_id", type=ID)
     sub.set_defaults(run=cmd_revoke_key)
 
     sub = commands.add_parser("list-keys", help="list a partner's API keys (no secrets)")
-    sub.add_argument("partner_id")
+    sub.add_argument("partner_id", type=ID)
     sub.set_defaults(run=cmd_list_keys)
 
     sub = commands.add_parser("create-pool", help="create a card pool")
-    sub.add_argument("pool_id")
-    sub.add_argument("--name", required=True)
-    sub.add_argument("--description")
+    sub.add_argument("pool_id", type=ID)
+    sub.add_argument("--name", type=TEXT, required=True)
+    sub.add_argument("--description", type=TEXT)
     sub.set_defaults(run=cmd_create_pool)
 
     sub = commands.add_parser("add-card", help="add a card (number read from stdin or a prompt)")
-    sub.add_argument("--pool", required=True)
-    sub.add_argument("--bank", required=True)
-    sub.add_argument("--holder", required=True)
-    sub.add_argument("--currency", required=True)
+    sub.add_argument("--pool", type=ID, required=True)
+    sub.add_argument("--bank", type=TEXT, required=True)
+    sub.add_argument("--holder", type=TEXT, required=True)
+    sub.add_argument("--currency", type=TEXT, required=True)
     sub.add_argument("--expires", type=parse_expiry, required=True, help="YYYY-MM[-DD] or MM/YY")
     for limit in ("daily-limit-minor", "monthly-limit-minor", "daily-count-limit"):
         sub.add_argument(f"--{limit}", type=_non_negative, required=True)
@@ -498,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_add_card)
 
     sub = commands.add_parser("create-user", help="create a console user")
-    sub.add_argument("username")
+    sub.add_argument("username", type=ID)
     sub.add_argument("--role", required=True, choices=CONSOLE_ROLES)
     sub.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
     sub.set_defaults(run=cmd_create_user)
@@ -538,7 +564,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.run(ctx, args)
-    except (AdminError, RepositoryError, CardNumberError, DataKeyError, SealError) as error:
+    except (
+        AdminError,
+        InvalidText,
+        RepositoryError,
+        CardNumberError,
+        DataKeyError,
+        SealError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OperationalError as error:

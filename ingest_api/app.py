@@ -42,7 +42,10 @@ Keeper takes deposits from, and pays withdrawals to, the customers of partner se
 * **Console** endpoints (`/v1/auth/...`, `/v1/operator/...`) take a bearer session token;
   sign-in is throttled per username and per address (`429 too_many_attempts`, `Retry-After`).
 
-Every error is `{"error": {"code", "message", "details"}}` with a stable `code`.
+Every error is `{"error": {"code", "message", "details"}}` with a stable `code`. Strings are
+checked against one rule before anything is stored: control characters, lone surrogates,
+text that is not NFC and blank or padded ids are refused with `422 invalid_text` naming the
+field and the reason; a JSON object with a repeated key is `422 duplicate_key`.
 """
 
 

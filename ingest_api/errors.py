@@ -8,6 +8,7 @@ this module is the only place that decides one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -20,7 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from db.repositories.errors import RepositoryError
 from domain.errors import DomainError
+from domain.text import InvalidText
 from ingest_api.signing import AuthError
+from ingest_api.text_types import INVALID_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,10 @@ def error_response(
 
 
 def domain_error(exc: DomainError) -> ApiError:
-    return ApiError(DOMAIN_STATUS.get(exc.code, 422), exc.code, str(exc))
+    details = None
+    if isinstance(exc, InvalidText):
+        details = [{"field": exc.field, "problem": exc.message, "reason": exc.problem.value}]
+    return ApiError(DOMAIN_STATUS.get(exc.code, 422), exc.code, str(exc), details)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -82,7 +88,7 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     err = domain_error(exc)
-    return error_response(err.status_code, err.code, err.message)
+    return error_response(err.status_code, err.code, err.message, err.details)
 
 
 #: Repository error code → HTTP status; anything else a repository refuses is a 422.
@@ -104,15 +110,40 @@ async def _auth_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status.HTTP_401_UNAUTHORIZED, exc.code, exc.message)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to put in a JSON answer: a lone surrogate (which no UTF-8 answer can
+    carry) is shown as its ``\\udXXX`` escape instead of turning the answer into a 500."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    return printable(".".join(str(p) for p in loc[1:]))
+
+
+def _detail(error: Mapping[str, Any]) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "field": _field_name(error.get("loc", ())),
+        "problem": printable(str(error.get("msg", ""))),
+    }
+    if error.get("type") == INVALID_TEXT:
+        detail["reason"] = error.get("ctx", {}).get("reason")
+    return detail
+
+
+def invalid_text_response(details: list[dict[str, Any]]) -> JSONResponse:
+    """``422 invalid_text``: the message names each field, for callers that only show it."""
+    named = ", ".join(f"{d['field']} ({d['reason']})" for d in details)
+    return error_response(422, INVALID_TEXT, f"text outside the accepted rule: {named}", details)
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
-    details = [
-        {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "problem": e.get("msg", "")}
-        for e in errors
-    ]
+    details = [_detail(e) for e in errors]
+    if all(e.get("type") == INVALID_TEXT for e in errors):
+        return invalid_text_response(details)
     return error_response(422, "invalid_request", "the request does not match the schema", details)
 
 

@@ -3,6 +3,10 @@
 A pure ASGI middleware: a declared ``Content-Length`` over the limit is refused at once; a
 chunked body is counted as it streams and cut off when it passes the limit, so a client
 cannot make the server buffer an unbounded body.
+
+Within the limit, a JSON body then passes :class:`~ingest_api.json_body.JsonBodyGuard`
+(duplicate keys, lone surrogates): installing this one middleware installs both, in the
+order that keeps the guard from ever buffering more than the limit.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest_api.errors import error_response
+from ingest_api.json_body import JsonBodyGuard
 
 
 class BodyTooLargeError(Exception):
@@ -18,7 +23,7 @@ class BodyTooLargeError(Exception):
 
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
+        self.app: ASGIApp = JsonBodyGuard(app)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,7 +1,9 @@
 """Request and response bodies of the HTTP API (schema families: ``*Create``, ``*Public``).
 
 Amounts are integers of minor units with an ISO 4217 currency; unknown fields are refused so
-a partner's typo is an error, not a silently ignored option.
+a partner's typo is an error, not a silently ignored option. Every string a request carries
+follows the text rule of :mod:`domain.text` (see :mod:`ingest_api.text_types`): ids are
+``Identifier``, human text ``Label`` or ``FreeText``, passwords and card numbers ``Secret``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, StrictInt
 
 from domain.money import MAX_AMOUNT_MINOR
 from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, OrderStatus
+from domain.text import LABEL
+from ingest_api.text_types import FreeText, Identifier, Label, Secret, text_validator
 
 DEFAULT_TTL_S = 900
+
+#: A URL is text first: a control character or a decomposed letter is refused before the URL
+#: parser would quietly percent-encode it.
+CallbackUrl = Annotated[HttpUrl, BeforeValidator(text_validator(LABEL))]
 
 
 class _Strict(BaseModel):
@@ -25,10 +33,20 @@ class _Strict(BaseModel):
 class OrderCreate(_Strict):
     direction: Direction
     amount_minor: Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT_MINOR)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    partner_order_id: Annotated[str, Field(min_length=1, max_length=128)]
+    currency: Annotated[Label, Field(pattern=r"^[A-Z]{3}$")]
+    partner_order_id: Annotated[
+        Identifier,
+        Field(
+            min_length=1,
+            max_length=128,
+            description=(
+                "your id of the order: no control or invisible format characters, NFC, "
+                "not blank, no leading or trailing whitespace"
+            ),
+        ),
+    ]
     ttl_s: Annotated[StrictInt, Field(ge=MIN_TTL_S, le=MAX_TTL_S)] = DEFAULT_TTL_S
-    callback_url: HttpUrl | None = None
+    callback_url: CallbackUrl | None = None
 
     model_config = ConfigDict(
         extra="forbid",
@@ -85,7 +103,11 @@ class OrderAccepted(BaseModel):
 class OrderPage(BaseModel):
     items: list[OrderPublic]
     next_after: str | None = Field(
-        None, description="pass as `after` to get the next page; null on the last page"
+        None,
+        description=(
+            "pass as `after` to get the next page; null on the last page. Opaque and signed: "
+            "valid only unchanged and only for the partner it was issued to"
+        ),
     )
 
 
@@ -104,7 +126,7 @@ class BalanceList(BaseModel):
 class PayerConfirm(_Strict):
     """Body of the payer's confirmation; ``card_number`` only for a withdrawal."""
 
-    card_number: Annotated[str, Field(min_length=12, max_length=30)] | None = None
+    card_number: Annotated[Secret, Field(min_length=12, max_length=30)] | None = None
 
 
 class PayerStatus(BaseModel):
@@ -121,8 +143,8 @@ class PayerStatus(BaseModel):
 
 
 class LoginRequest(_Strict):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    username: Annotated[Identifier, Field(min_length=1, max_length=64)]
+    password: Annotated[Secret, Field(min_length=1, max_length=256)]
 
 
 class SessionPublic(BaseModel):
@@ -133,13 +155,13 @@ class SessionPublic(BaseModel):
 
 
 class PasswordChange(_Strict):
-    current_password: Annotated[str, Field(min_length=1, max_length=256)]
-    new_password: Annotated[str, Field(min_length=10, max_length=256)]
+    current_password: Annotated[Secret, Field(min_length=1, max_length=256)]
+    new_password: Annotated[Secret, Field(min_length=10, max_length=256)]
 
 
 class DecisionCreate(_Strict):
     verdict: Literal["approve", "reject", "fail"]
-    reason: Annotated[str, Field(max_length=500)] = ""
+    reason: Annotated[FreeText, Field(max_length=500)] = ""
 
 
 class QueueItem(BaseModel):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Protocol
+from typing import Final, Protocol
 
 from db.repositories import cards as cards_repo
 from domain.orders import Direction
@@ -22,12 +23,17 @@ class HasCard(Protocol):
     def card_id(self) -> object: ...
 
 
+#: The one spelling of an order id Keeper issues and accepts: lowercase 8-4-4-4-12 hex.
+CANONICAL_UID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse_uid(raw: str) -> uuid.UUID:
-    """An order id from a path; a malformed one is simply an order that does not exist."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ApiError(404, "order_not_found", "no such order") from None
+    """An order id from a path, in its canonical form only. Anything else (uppercase, no
+    dashes, braces, ``urn:uuid:``, any other text) names no order: ``404 order_not_found``,
+    the same answer as an unknown or another partner's order, so the answer reveals nothing."""
+    if CANONICAL_UID.fullmatch(raw) is None:
+        raise ApiError(404, "order_not_found", "no such order")
+    return uuid.UUID(raw)
 
 
 async def card_to_pay(services: Services, order: HasCard) -> CardToPay | None:

@@ -18,6 +18,7 @@ from db.repositories import partners as partners_repo
 from domain.ids import order_uid
 from domain.money import validate_currency
 from domain.orders import Direction, OrderStatus
+from ingest_api.cursors import open_cursor, sign_cursor
 from ingest_api.deps import CurrentPartner, Services, ServicesDep
 from ingest_api.errors import COMMON_RESPONSES, TIMEOUT_RESPONSES, ApiError, ErrorResponse
 from ingest_api.models import (
@@ -99,9 +100,19 @@ async def list_orders(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    after: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="the `next_after` of the previous page, exactly as issued to you",
+        ),
+    ] = None,
 ) -> OrderPage:
+    """``after`` is the ``next_after`` of the previous page: signed, and only valid for the
+    partner it was issued to (anything else is ``422 invalid_cursor``)."""
     since, until = _utc(created_from), _utc(created_to)
+    secret = services.settings.order_id_secret.get_secret_value().encode()
+    position = None if after is None else open_cursor(secret, partner.partner_id, after)
     page = await services.db(
         lambda s: orders_repo.list_orders(
             s,
@@ -111,12 +122,17 @@ async def list_orders(
             created_from=since,
             created_to=until,
             limit=limit,
-            after=after,
+            after=position,
         )
     )
     base = services.settings.public_base_url
     items = [from_row(row, base, await card_to_pay(services, row)) for row in page.items]
-    return OrderPage(items=items, next_after=page.next_after)
+    issued = (
+        None
+        if page.next_after is None
+        else sign_cursor(secret, partner.partner_id, page.next_after)
+    )
+    return OrderPage(items=items, next_after=issued)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ops_console import auth, queries, runtime
+from domain.text import LABEL
+from ops_console import auth, form_text, queries, runtime
 from ops_console.roles import page_title
 
 auth.require("audit")
@@ -25,9 +26,13 @@ entity = columns[1].selectbox(
         "pool",
         "card",
         "user",
+        "dead_letter",
+        "login_throttle",
     ],
     key="audit_entity",
 )
+if form_text.refused(("Actor", actor, LABEL)):
+    st.stop()
 log = queries.audit_log(
     engine, actor=actor.strip() or None, entity=None if entity == "any" else entity
 )

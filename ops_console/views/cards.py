@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from db.crypto import SecretBox
 from db.models import CARD_STATUSES
 from db.repositories import cards
-from ops_console import auth, changes, runtime
+from domain.text import IDENTIFIER, LABEL, SECRET
+from ops_console import auth, changes, form_text, runtime
 from ops_console.roles import page_title
 from schemas.cards import CardConfigured
 
@@ -74,7 +75,11 @@ with pools_tab:
         pool_id = st.text_input("Pool id (a-z, 0-9, '-', '_')", key="pool_id")
         pool_name = st.text_input("Name", key="pool_name")
         description = st.text_input("Description", key="pool_description")
-        if st.form_submit_button("Create pool"):
+        if st.form_submit_button("Create pool") and not form_text.refused(
+            ("Pool id", pool_id.strip(), IDENTIFIER),
+            ("Name", pool_name, LABEL),
+            ("Description", description.strip(), LABEL),
+        ):
             made = changes.apply(
                 lambda s: cards.create_pool(
                     s,
@@ -118,6 +123,12 @@ with add_tab:
             submitted = st.form_submit_button("Add card", type="primary")
         if submitted:
             st.session_state.pop("card_pan", None)  # typed once: never kept for a rerun
+        if submitted and not form_text.refused(
+            ("Card number", pan, SECRET),
+            ("Currency", currency.strip(), LABEL),
+            ("Bank", bank, LABEL),
+            ("Holder", holder, LABEL),
+        ):
             box = SecretBox.from_settings()
             added = changes.apply(
                 lambda s: cards.add_card(

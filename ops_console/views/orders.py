@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from db.models import ORDER_DIRECTIONS, ORDER_STATUSES
-from ops_console import auth, fmt, queries, runtime
+from domain.text import LABEL
+from ops_console import auth, fmt, form_text, queries, runtime
 from ops_console.order_view import show_flash, show_order
 from ops_console.roles import page_title
 
@@ -40,6 +41,8 @@ created_from = _day(start)
 created_to = _day(end)
 if created_from and created_to and created_to < created_from:
     st.error("'Created until' is before 'Created from'.")
+    st.stop()
+if form_text.refused(("Card", card, LABEL), ("Order id", search, LABEL)):
     st.stop()
 found = queries.orders(
     engine,

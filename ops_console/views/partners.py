@@ -10,7 +10,8 @@ import streamlit as st
 
 from db.models import PARTNER_STATUSES
 from db.repositories import cards, partners
-from ops_console import auth, changes, runtime
+from domain.text import IDENTIFIER, LABEL
+from ops_console import auth, changes, form_text, runtime
 from ops_console.roles import page_title
 
 who = auth.require("partners")
@@ -71,9 +72,11 @@ def terms_form(key: str, current: partners.PartnerTerms | None) -> dict[str, Any
         "callback_url": url.strip() or None,
         "pool_id": None if pool == NO_POOL else pool,
     }
+    texts = [("Name", name, LABEL), ("Callback URL", url.strip(), LABEL)]
     if current is None:
         values["partner_id"] = partner_id.strip()
-    return values
+        texts.append(("Partner id", values["partner_id"], IDENTIFIER))
+    return None if form_text.refused(*texts) else values
 
 
 edit, create = st.tabs(["Edit a partner", "New partner"])

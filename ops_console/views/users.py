@@ -8,7 +8,8 @@ import streamlit as st
 
 from db.models import CONSOLE_ROLES
 from db.repositories import users
-from ops_console import auth, changes, queries, runtime
+from domain.text import IDENTIFIER, SECRET
+from ops_console import auth, changes, form_text, queries, runtime
 from ops_console.roles import page_title
 
 who = auth.require("users")
@@ -55,7 +56,9 @@ with create:
             key="new_password",
         )
         submitted = st.form_submit_button("Create user", type="primary")
-    if submitted:
+    if submitted and not form_text.refused(
+        ("Username", username, IDENTIFIER), ("Initial password", password, SECRET)
+    ):
         created = changes.apply(
             lambda s: users.create_user(s, username, password, new_role, who.username)
         )

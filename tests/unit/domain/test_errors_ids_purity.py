@@ -54,6 +54,7 @@ def test_error_codes_are_published_and_unique() -> None:
         "insufficient_held",
         "invalid_card",
         "no_eligible_card",
+        "invalid_text",
     }
 
 
