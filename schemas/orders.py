@@ -242,10 +242,3 @@ class OrderExpired(_OrderEvent):
 @register
 class OrderCancelled(_OrderEvent):
     TYPE = "order.cancelled"
-
-
-@register
-class DecisionNeeded(_OrderEvent):
-    """Routed to ``operator-decisions`` when an order enters ``processing``."""
-
-    TYPE = "operator.decision_needed"

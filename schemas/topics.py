@@ -57,9 +57,6 @@ LEDGER_EVENTS = TopicSpec(
     doc="balanced postings and the balance after each",
 )
 CARD_POOL = TopicSpec("card-pool", key="pool_id", doc="card assignment requests")
-OPERATOR_DECISIONS = TopicSpec(
-    "operator-decisions", key="uid", doc="orders awaiting an operator's verdict"
-)
 CONFIG_PARTNERS = TopicSpec(
     "config-partners", key="partner_id", cleanup=Cleanup.COMPACT, partitions=1, doc="partners"
 )
@@ -87,7 +84,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PARTNER_LEDGER,
     LEDGER_EVENTS,
     CARD_POOL,
-    OPERATOR_DECISIONS,
     CONFIG_PARTNERS,
     CONFIG_CARDS,
     CARD_MOVEMENTS,

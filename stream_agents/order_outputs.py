@@ -21,7 +21,6 @@ from schemas import orders as w
 from schemas.envelope import Message
 from schemas.topics import (
     CARD_POOL,
-    OPERATOR_DECISIONS,
     ORDER_COMMANDS,
     ORDER_EVENTS,
     ORDER_REPLIES,
@@ -95,10 +94,10 @@ def _side_requests(entry: OrderEntry) -> list[Out]:
     order, status = entry.order, entry.order.status
     if status is _S.PENDING:
         return [_reserve(entry)]
-    if status is _S.PROCESSING:
-        return [_out(OPERATOR_DECISIONS.name, w.DecisionNeeded(order=snapshot(order)), order)]
     if status not in _CLOSED_AFTER_NEW:
-        return []  # new: nothing to ask; declined: nothing was reserved
+        # new: nothing to ask; processing: the operators' queue is PostgreSQL's processing
+        # rows, written from the event; declined: nothing was reserved
+        return []
     approved = status is _S.APPROVED
     if order.direction is Direction.WITHDRAWAL:
         return [_ledger(order, PostingKind.CAPTURE if approved else PostingKind.RELEASE)]

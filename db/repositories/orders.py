@@ -216,7 +216,7 @@ class QueueEntry:
 def awaiting_decision(session: Session, *, limit: int = 100) -> list[QueueEntry]:
     """The operator queue: ``processing`` orders, the longest-waiting first.
 
-    PostgreSQL's copy of the ``operator-decisions`` topic: an order is here from the moment
+    The operator queue itself (no topic carries it): an order is here from the moment
     the projector writes its ``processing`` row until a decision's row replaces it.
     """
     if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:

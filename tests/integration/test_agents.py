@@ -32,7 +32,6 @@ from schemas.registry import decode, encode
 from schemas.topics import (
     CONFIG_CARDS,
     LEDGER_EVENTS,
-    OPERATOR_DECISIONS,
     ORDER_COMMANDS,
     ORDER_EVENTS,
     ORDER_REPLIES,
@@ -46,7 +45,7 @@ DEADLINE_S = 30.0
 PARTNER = "acme"
 CARD_PAN = "220220******1234"
 PAYER_PAN = "411111******1111"
-WATCHED = (ORDER_EVENTS, ORDER_REPLIES, LEDGER_EVENTS, OPERATOR_DECISIONS)
+WATCHED = (ORDER_EVENTS, ORDER_REPLIES, LEDGER_EVENTS)
 
 
 class Pipeline:
@@ -260,7 +259,7 @@ async def approved_deposit(line: Pipeline, amount_minor: int) -> wl.LedgerPosted
     order = open_order(amount_minor=amount_minor)
     assert (await open_and_wait(line, order)).status is OrderStatus.NEW
     await line.command(w.ConfirmPayment(uid=order.uid))
-    await line.wait(OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid)
+    await line.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
     await line.command(decide(order.uid, w.Verdict.APPROVE))
     [posted] = await line.wait(LEDGER_EVENTS.name, wl.LedgerPosted, lambda m: m.uid == order.uid)
     assert isinstance(posted, wl.LedgerPosted)
@@ -311,13 +310,10 @@ async def test_deposit_is_assigned_a_card_confirmed_and_credited(
     assert (announced.pool_id, announced.callback_url) == ("pool-1", order.callback_url)
 
     await pipeline.command(w.ConfirmPayment(uid=order.uid, payer_card_ciphertext="sealed"))
-    [needed] = await pipeline.wait(
-        OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid
-    )
-    assert needed.order.status is OrderStatus.PROCESSING
     [confirmed] = await pipeline.wait(
         ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid
     )
+    assert confirmed.order.status is OrderStatus.PROCESSING
     assert confirmed.payer_card_ciphertext == "sealed"
 
     answer = await pipeline.reply_to(await pipeline.command(decide(order.uid, w.Verdict.APPROVE)))
@@ -355,7 +351,7 @@ async def test_withdrawal_holds_then_releases_and_too_large_one_is_declined(
 
     await pipeline.command(w.ConfirmPayment(uid=withdrawal.uid, payer_card_masked=PAYER_PAN))
     await pipeline.wait(
-        OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == withdrawal.uid
+        ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == withdrawal.uid
     )
     await pipeline.command(decide(withdrawal.uid, w.Verdict.REJECT))
     released = await pipeline.wait(
@@ -440,9 +436,7 @@ async def test_two_concurrent_decisions_one_wins(pipeline: Pipeline, agents: fau
     order = open_order()
     await open_and_wait(pipeline, order)
     await pipeline.command(w.ConfirmPayment(uid=order.uid))
-    await pipeline.wait(
-        OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid
-    )
+    await pipeline.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
 
     ids = await asyncio.gather(
         pipeline.command(decide(order.uid, w.Verdict.APPROVE, "alice")),
@@ -470,12 +464,10 @@ async def test_redelivered_commands_change_nothing_and_repeat_identical_messages
     await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), open_raw)
     await pipeline.reply_to(open_id)
     _, confirm_raw = await pipeline.publish(ORDER_COMMANDS.name, w.ConfirmPayment(uid=order.uid))
-    await pipeline.wait(
-        OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid
-    )
+    await pipeline.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
     await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), confirm_raw)
     await pipeline.wait(
-        OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid, count=2
+        ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid, count=2
     )
     await pipeline.settle()
 
@@ -517,7 +509,7 @@ async def test_a_new_instance_restores_the_tables_and_carries_on(
 
         await pipeline.command(w.ConfirmPayment(uid=order.uid))
         await pipeline.wait(
-            OPERATOR_DECISIONS.name, w.DecisionNeeded, lambda m: m.order.uid == order.uid
+            ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid
         )
         await pipeline.command(decide(order.uid, w.Verdict.APPROVE))
         [posted] = await pipeline.wait(

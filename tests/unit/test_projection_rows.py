@@ -331,7 +331,7 @@ def test_records_are_sorted_into_order_events_postings_and_rejects() -> None:
             record(encode(posted()), topic=LEDGER_TOPIC, offset=9, partition=2),
             record(encode(event), topic=LEDGER_TOPIC, offset=10, partition=2),
             record(encode(posted()), offset=7),
-            record(encode(orders.DecisionNeeded(order=snapshot())), offset=8),
+            record(encode(orders.ExpireOrder(uid=snapshot().uid)), offset=8),
         ],
         LEDGER_TOPIC,
     )

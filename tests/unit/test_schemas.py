@@ -101,7 +101,6 @@ EXAMPLES: list[Message] = [
     orders.OrderFailed(order=snapshot(status=S.FAILED)),
     orders.OrderExpired(order=snapshot(status=S.EXPIRED)),
     orders.OrderCancelled(order=snapshot(status=S.CANCELLED)),
-    orders.DecisionNeeded(order=snapshot(status=S.PROCESSING)),
     ledger.ApplyLedgerOp(
         partner_id="acme",
         uid=UID,

@@ -126,7 +126,7 @@ def test_withdrawal_is_held_before_it_is_new(driver: OrderDriver) -> None:
     assert step.entry.order.status is S.NEW
 
 
-def test_payment_confirmation_asks_an_operator(driver: OrderDriver) -> None:
+def test_payment_confirmation_awaits_an_operator(driver: OrderDriver) -> None:
     driver.send(open_order())
     driver.send(assign())
     step = driver.send(
@@ -134,7 +134,6 @@ def test_payment_confirmation_asks_an_operator(driver: OrderDriver) -> None:
     )
     assert types(step.outputs) == [
         ("order-events", "order.payment_confirmed"),
-        ("operator-decisions", "operator.decision_needed"),
         ("order-replies", "order.reply"),
     ]
     assert of_type(step.outputs, w.PaymentConfirmed)[0].payer_card_ciphertext == "sealed"
