@@ -70,15 +70,10 @@ def build_services(settings: ApiSettings) -> Services:
 
 
 async def _start_feed(services: Services) -> None:
-    """The payment forms' live status is an improvement, not a dependency: without it the
-    pages poll, so a feed that cannot start is logged and left out."""
-    if services.feed is None or services.feed.live:
-        return
-    try:
+    """The feed is how the API learns what its commands did (ADR 0003): without it no
+    order command could be answered, so a feed that cannot start stops the process."""
+    if services.feed is not None and not services.feed.live:
         await services.feed.start()
-    except Exception:
-        log.exception("payment form feed did not start; payment pages will poll")
-        services.feed = None
 
 
 def create_app(settings: ApiSettings | None = None, services: Services | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.crypto import SecretBox
 from db.repositories.api_keys import PgKeyLookup
 from ingest_api.bus import CommandBus
+from ingest_api.order_view import OrderView
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
 from ingest_api.readers import ReaderState
@@ -34,7 +35,9 @@ class Services:
     sessions: sessionmaker[Session]
     box: SecretBox
     keys: PgKeyLookup | None = None  # to record a key's last use once a request verifies
-    feed: OrderFeed | None = None  # live order status for payment forms (None: pages poll)
+    #: ``order-events``: live status for payment forms and the view commands are judged
+    #: against (None only in tests that send no order commands).
+    feed: OrderFeed | None = None
     #: Watches the pipeline's consumer groups for ``/readyz`` (None: not watched).
     pipeline: PipelineMonitor | None = None
 
@@ -54,12 +57,16 @@ class Services:
         if self.pipeline is not None:
             await self.pipeline.stop()
 
+    @property
+    def view(self) -> OrderView:
+        """The orders as ``order-events`` shows them; commands need it to learn outcomes."""
+        if self.feed is None:
+            raise RuntimeError("no order-events feed: this API cannot send order commands")
+        return self.feed.view
+
     def readers(self) -> list[ReaderState]:
         """The process's own background readers, for readiness."""
-        found = [self.bus.reader]
-        if self.feed is not None:
-            found.append(self.feed.reader)
-        return found
+        return [] if self.feed is None else [self.feed.reader]
 
     async def db(self, fn: Callable[[Session], T], *, commit: bool = False) -> T:
         """Run ``fn`` with a session in the thread pool (psycopg2 blocks); commit if asked."""

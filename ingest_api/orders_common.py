@@ -7,12 +7,15 @@ import uuid
 from typing import Final, Protocol
 
 from db.repositories import cards as cards_repo
+from db.repositories import orders as orders_repo
 from domain.orders import Direction
+from domain.outcomes import Done, Refused
 from ingest_api.deps import Services
-from ingest_api.errors import DOMAIN_STATUS, ApiError
+from ingest_api.errors import ApiError
 from ingest_api.models import CardToPay, OrderPublic
+from ingest_api.outcomes import Lookup, Outcome, refusal
 from ingest_api.views import from_snapshot
-from schemas.orders import OrderReply
+from schemas.orders import OrderSnapshot
 
 
 class HasCard(Protocol):
@@ -48,12 +51,36 @@ async def card_to_pay(services: Services, order: HasCard) -> CardToPay | None:
     return CardToPay(number=number, masked=card.pan_masked, bank=card.bank, holder=card.holder)
 
 
-async def public_from_reply(services: Services, reply: OrderReply) -> OrderPublic:
-    assert reply.order is not None, "an accepted reply carries the order"
-    card = await card_to_pay(services, reply.order)
-    return from_snapshot(reply.order, services.settings.public_base_url, card)
+async def public_from_snapshot(services: Services, snap: OrderSnapshot) -> OrderPublic:
+    card = await card_to_pay(services, snap)
+    return from_snapshot(snap, services.settings.public_base_url, card)
 
 
-def refused(reply: OrderReply) -> ApiError:
-    code = reply.code or "refused"
-    return ApiError(DOMAIN_STATUS.get(code, 422), code, reply.message or "the command was refused")
+async def stored_order(services: Services, uid: uuid.UUID) -> OrderSnapshot | None:
+    """The order as PostgreSQL last recorded it (for an uid the view does not hold)."""
+    found = await services.db(lambda s: orders_repo.latest_event_order(s, uid))
+    return None if found is None else OrderSnapshot.model_validate(found)
+
+
+async def current_order(services: Services, uid: uuid.UUID) -> OrderSnapshot | None:
+    """The newest version of the order: the event-fed view, else PostgreSQL."""
+    return services.view.latest(uid) or await stored_order(services, uid)
+
+
+def answered(outcome: Outcome, what: str) -> OrderSnapshot:
+    """The order after a command that took effect; a refusal or no answer in time raises."""
+    judgement = outcome.judgement
+    if isinstance(judgement, Refused):
+        raise refusal(judgement)
+    if not isinstance(judgement, Done) or outcome.snapshot is None:
+        raise ApiError(504, "timeout", f"the order did not answer in time; {what}")
+    return outcome.snapshot
+
+
+def known(snap: OrderSnapshot) -> Lookup:
+    """A lookup that answers with ``snap``, already read by the caller."""
+
+    async def lookup(_: uuid.UUID) -> OrderSnapshot | None:
+        return snap
+
+    return lookup

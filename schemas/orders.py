@@ -1,10 +1,9 @@
-"""Order commands (``order-commands``), replies (``order-replies``) and events (``order-events``).
+"""Order commands (``order-commands``) and events (``order-events``).
 
-Commands are imperative and may be refused; the order agent answers each command that names
-a ``reply`` with an :class:`OrderReply` keyed by the command's message id, which is how the API
-learns the outcome without reading the agent's table. Events are past tense and are facts;
-each carries the order's snapshot after the change (``order``), so a consumer such as the
-projector needs no other state to write a versioned upsert.
+Commands are imperative and may be refused; a refused command publishes nothing. Events are
+past tense and are facts; each carries the order's snapshot after the change (``order``), so
+a consumer such as the projector needs no other state to write a versioned upsert, and the
+API learns what its commands did from the events alone (ADR 0003).
 
 Times inside payloads are epoch milliseconds (``*_ms``), like the domain's; the envelope's
 ``occurred_at`` is when a command was issued and is the ``at_ms`` the core sees.
@@ -13,12 +12,13 @@ Times inside payloads are epoch milliseconds (``*_ms``), like the domain's; the 
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, StrictBool, StrictInt
 
-from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, OrderStatus
+from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, Order, OrderStatus
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
 from schemas.registry import register
 
@@ -49,7 +49,9 @@ class _OrderMessage(Message):
 
 
 class _Command(_OrderMessage):
-    reply: StrictBool = False  # answer on order-replies (the API waits for it)
+    #: Ignored. Until ADR 0003 the agent answered such commands on ``order-replies``; the
+    #: field stays so that commands already in the log still decode.
+    reply: StrictBool = False
 
 
 @register
@@ -171,18 +173,10 @@ class OrderSnapshot(Message):
     def message_key(self) -> str:
         return str(self.uid)
 
-
-@register
-class OrderReply(_OrderMessage):
-    """The outcome of one command, for whoever waits on it (keyed by uid, matched by id)."""
-
-    TYPE = "order.reply"
-
-    command_id: uuid.UUID
-    accepted: StrictBool
-    code: str | None = None  # a DomainError code when refused
-    message: str = ""
-    order: OrderSnapshot | None = None
+    def to_order(self) -> Order:
+        """The core's order this snapshot shows (the constructor re-checks its invariants)."""
+        values = {f.name: getattr(self, f.name) for f in fields(Order)}
+        return Order(**(values | {"uid": str(self.uid)}))
 
 
 class _OrderEvent(Message):

@@ -42,12 +42,6 @@ ORDER_EVENTS = TopicSpec(
     extra={"retention.ms": "-1"},
     doc="what happened to orders; everything downstream reads it",
 )
-ORDER_REPLIES = TopicSpec(
-    "order-replies",
-    key="uid",
-    retention_ms=3600 * 1000,  # only waiting API requests read it
-    doc="outcome of each command, for the API request that waits on it",
-)
 PARTNER_LEDGER = TopicSpec("partner-ledger", key="partner_id", doc="balance operations")
 LEDGER_EVENTS = TopicSpec(
     "ledger-events",
@@ -80,7 +74,6 @@ DEAD_LETTERS = TopicSpec("dead-letters", key="source", partitions=1, doc="undeco
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDER_COMMANDS,
     ORDER_EVENTS,
-    ORDER_REPLIES,
     PARTNER_LEDGER,
     LEDGER_EVENTS,
     CARD_POOL,

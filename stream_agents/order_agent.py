@@ -3,8 +3,10 @@
 :func:`handle` is the whole protocol as a pure function of (entry, envelope, command); the
 Faust agent in :func:`install` only reads the entry, writes the result and sends the outputs.
 Every command is applied by :func:`domain.apply` with ``at_ms`` taken from its envelope, so
-the agent never reads a clock for a decision. A refused command changes nothing; a repeated
-one re-publishes the outputs of the current state (see :mod:`stream_agents.order_outputs`).
+the agent never reads a clock for a decision. A refused command changes nothing and publishes
+nothing; a repeated one re-publishes the outputs of the current state (see
+:mod:`stream_agents.order_outputs`). Nobody waits for a reply: the API learns outcomes from
+``order-events`` (ADR 0003).
 
 Expiry: table ``deadlines`` holds ``uid → expires_at_ms`` for orders in ``new``; a timer turns
 each passed deadline into ``order.expire``, dated at the deadline itself, so a repeated
@@ -19,18 +21,17 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import faust
 
 import domain
-from domain.errors import DomainError, IllegalTransition
+from domain.errors import DomainError
 from domain.orders import Order, OrderStatus
 from schemas import orders as w
 from schemas.envelope import Envelope, Message
 from schemas.topics import ORDER_COMMANDS
 from stream_agents.bus import Bus
-from stream_agents.order_outputs import OrderEntry, release_card, reply, state_outputs
+from stream_agents.order_outputs import OrderEntry, release_card, state_outputs
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import (
     ORDER_COMMAND_TYPES,
@@ -63,27 +64,22 @@ class Step:
 
 
 def handle(entry: OrderEntry | None, env: Envelope, message: OrderCommand) -> Step:
-    """Apply one command to the order's entry (``None`` if the order does not exist)."""
-    command_id, at_ms = env.message_id, epoch_ms(env.occurred_at)
+    """Apply one command to the order's entry (``None`` if the order does not exist).
+
+    A refused command publishes nothing (the API judges commands with the same core against
+    the events it reads, ADR 0003), except that a card the order did not take is released.
+    """
+    at_ms = epoch_ms(env.occurred_at)
     try:
         order, events = domain.apply(entry.order if entry else None, to_command(message, at_ms))
-    except DomainError as exc:
-        return Step(entry, False, _refusal(entry, message, command_id, at_ms, exc))
-    changed = bool(events)
+    except DomainError:
+        return Step(entry, False, _refusal(entry, message))
     if events:
         assert len(events) == 1, events
         assert event_matches(order, events[0]), events
         entry = _advance(entry, order, message)
     assert entry is not None
-    direct: list[Out] = []
-    if message.reply:
-        cid = str(command_id)
-        if isinstance(message, w.OpenOrder) and order.status is OrderStatus.PENDING:
-            if cid not in entry.waiting:  # answered once the order leaves pending
-                entry, changed = replace(entry, waiting=(*entry.waiting, cid)), True
-        elif cid not in entry.answered:  # else it is among the state outputs already
-            direct.append(reply(order, command_id, accepted=True))
-    return Step(entry, changed, state_outputs(entry) + direct)
+    return Step(entry, bool(events), state_outputs(entry))
 
 
 def _advance(entry: OrderEntry | None, order: Order, message: OrderCommand) -> OrderEntry:
@@ -93,54 +89,22 @@ def _advance(entry: OrderEntry | None, order: Order, message: OrderCommand) -> O
         entry = OrderEntry(order=order, pool_id=message.pool_id, callback_url=message.callback_url)
     if isinstance(message, w.ConfirmPayment):
         entry = replace(entry, payer_card_ciphertext=message.payer_card_ciphertext)
-    entry = replace(entry, order=order, answered=())
-    if order.status is not OrderStatus.PENDING and entry.waiting:
-        entry = replace(entry, waiting=(), answered=entry.waiting)
-    return entry
+    return replace(entry, order=order)
 
 
-def _refusal(
-    entry: OrderEntry | None,
-    message: OrderCommand,
-    command_id: uuid.UUID,
-    at_ms: int,
-    exc: DomainError,
-) -> list[Out]:
+def _refusal(entry: OrderEntry | None, message: OrderCommand) -> list[Out]:
+    if not isinstance(message, w.AssignCard):
+        return []
+    # The pool reserved a card the order did not take (it moved on, or holds another card):
+    # free it, or the card stays occupied forever. The same card is the order's own,
+    # assigned twice; the order releases it itself when it closes.
     order = entry.order if entry is not None else None
-    outputs: list[Out] = []
-    if message.reply:
-        outputs.append(
-            reply(
-                order,
-                command_id,
-                accepted=False,
-                uid=str(message.uid),
-                code=exc.code,
-                message=explain(order, exc),
-                at_ms=at_ms,
-            )
-        )
-    if isinstance(message, w.AssignCard):
-        # The pool reserved a card the order did not take (it moved on, or holds another
-        # card): free it, or the card stays occupied forever. The same card is the order's
-        # own, assigned twice; the order releases it itself when it closes.
-        if entry is not None and order is not None and entry.pool_id is not None:
-            if order.card_id != message.card_id:
-                outputs.append(release_card(entry.pool_id, order, message.card_id, approved=False))
-        else:
-            log.warning("card %s assigned to unknown order %s", message.card_id, message.uid)
-    return outputs
-
-
-def explain(order: Order | None, exc: DomainError) -> str:
-    """A refusal in words a partner or operator understands, with what the order is now."""
-    if isinstance(exc, IllegalTransition) and order is not None:
-        text = f"{exc.message}: the order is {order.status}"
-        if order.decided_by is not None:
-            at = datetime.fromtimestamp(order.updated_at_ms / 1000, UTC)
-            text += f", decided by {order.decided_by} at {at:%Y-%m-%d %H:%M:%S} UTC"
-        return text
-    return exc.message
+    if entry is not None and order is not None and entry.pool_id is not None:
+        if order.card_id != message.card_id:
+            return [release_card(entry.pool_id, order, message.card_id, approved=False)]
+        return []
+    log.warning("card %s assigned to unknown order %s", message.card_id, message.uid)
+    return []
 
 
 def due_expiries(deadlines: Iterable[tuple[str, int]], now_ms: int) -> list[Out]:

@@ -23,10 +23,9 @@ from schemas.topics import (
     CARD_POOL,
     ORDER_COMMANDS,
     ORDER_EVENTS,
-    ORDER_REPLIES,
     PARTNER_LEDGER,
 )
-from stream_agents.wire import Out, message_id, order_from_dict, order_to_dict, snapshot, wire_event
+from stream_agents.wire import Out, message_id, order_from_dict, order_to_dict, wire_event
 
 _S = OrderStatus
 
@@ -38,20 +37,15 @@ _CLOSED_AFTER_NEW = frozenset({_S.APPROVED, _S.REJECTED, _S.FAILED, _S.EXPIRED, 
 class OrderEntry:
     """One row of the ``orders`` table: the order and what the core does not keep.
 
-    ``waiting``: ids of ``order.open`` commands that asked for a reply while the order was
-    ``pending``; they are answered when it leaves ``pending``. ``answered``: the ids answered
-    by the step that produced the current version, kept so that a re-publication of this
-    version answers them again (a crash must not leave the API waiting in vain).
     ``payer_card_ciphertext`` is kept so that a re-published ``order.payment_confirmed``
-    still carries it.
+    still carries it. (Entries written before ADR 0003 also hold ``waiting`` and
+    ``answered``, the reply bookkeeping; they are ignored.)
     """
 
     order: Order
     pool_id: str | None = None
     callback_url: str | None = None
     payer_card_ciphertext: str | None = None
-    waiting: tuple[str, ...] = ()
-    answered: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,8 +53,6 @@ class OrderEntry:
             "pool_id": self.pool_id,
             "callback_url": self.callback_url,
             "payer_card_ciphertext": self.payer_card_ciphertext,
-            "waiting": list(self.waiting),
-            "answered": list(self.answered),
         }
 
     @classmethod
@@ -70,13 +62,11 @@ class OrderEntry:
             pool_id=data.get("pool_id"),
             callback_url=data.get("callback_url"),
             payer_card_ciphertext=data.get("payer_card_ciphertext"),
-            waiting=tuple(data.get("waiting") or ()),
-            answered=tuple(data.get("answered") or ()),
         )
 
 
 def state_outputs(entry: OrderEntry) -> list[Out]:
-    """The event of the current version, the side requests it implies, and owed replies."""
+    """The event of the current version and the side requests it implies."""
     order = entry.order
     event = wire_event(
         order,
@@ -84,10 +74,7 @@ def state_outputs(entry: OrderEntry) -> list[Out]:
         callback_url=entry.callback_url,
         payer_card_ciphertext=entry.payer_card_ciphertext,
     )
-    outputs = [_out(ORDER_EVENTS.name, event, order, event.TYPE)]
-    outputs.extend(_side_requests(entry))
-    outputs.extend(reply(order, uuid.UUID(cid), accepted=True) for cid in entry.answered)
-    return outputs
+    return [_out(ORDER_EVENTS.name, event, order, event.TYPE), *_side_requests(entry)]
 
 
 def _side_requests(entry: OrderEntry) -> list[Out]:
@@ -151,30 +138,6 @@ def release_card(pool_id: str, order: Order, card_id: str, *, approved: bool) ->
         approved=approved,
     )
     return _out(CARD_POOL.name, release, order, release.TYPE, card_id)
-
-
-def reply(
-    order: Order | None,
-    command_id: uuid.UUID,
-    *,
-    accepted: bool,
-    uid: str | None = None,
-    code: str | None = None,
-    message: str = "",
-    at_ms: int = 0,
-) -> Out:
-    """The answer to command ``command_id``, with the order as it stands (if it exists)."""
-    version = order.version if order is not None else 0
-    answer = w.OrderReply(
-        uid=uuid.UUID(order.uid if order is not None else str(uid)),
-        command_id=command_id,
-        accepted=accepted,
-        code=code,
-        message=message or (f"order is {order.status}" if order is not None else ""),
-        order=snapshot(order) if order is not None else None,
-    )
-    at = order.updated_at_ms if order is not None else at_ms
-    return Out(ORDER_REPLIES.name, answer, message_id(command_id, version, answer.TYPE), at)
 
 
 def _out(topic: str, message: Message, order: Order, *id_parts: object) -> Out:

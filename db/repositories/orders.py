@@ -213,6 +213,25 @@ class QueueEntry:
     waiting_since: datetime
 
 
+def latest_event_order(session: Session, uid: uuid.UUID | str) -> dict[str, Any] | None:
+    """The order snapshot (as JSON) of the newest recorded event of ``uid``, or ``None``.
+
+    Events carry the whole order, so this is the order exactly as the order agent last
+    published it (``orders`` rows leave out some of it, such as the TTL and decision id).
+    """
+    key = as_uuid(uid)
+    if key is None:
+        return None
+    payload = session.scalars(
+        select(OrderEvent.payload)
+        .where(OrderEvent.order_uid == key)
+        .order_by(OrderEvent.seq.desc())
+        .limit(1)
+    ).first()
+    order = None if payload is None else payload.get("order")
+    return order if isinstance(order, dict) else None
+
+
 def awaiting_decision(session: Session, *, limit: int = 100) -> list[QueueEntry]:
     """The operator queue: ``processing`` orders, the longest-waiting first.
 

@@ -1,4 +1,5 @@
-"""Live order status for payment forms: one ``order-events`` consumer per API process.
+"""Live order status for payment forms and the API's view of orders: one ``order-events``
+consumer per API process.
 
 The feed reads every partition of ``order-events`` from the end (no consumer group: each API
 process serves its own browsers, so each must see every event) and keeps, for each order it
@@ -6,6 +7,9 @@ has seen change, the newest public status. Pages watching an order hold a
 :class:`Subscription`; the feed hands each one the newest status it has not yet had.
 Subscribers only ever see the latest version (a slow page skips intermediate statuses rather
 than queueing them), so a burst of events costs nothing per browser.
+
+Every snapshot also goes to :attr:`OrderFeed.view` (:class:`~ingest_api.order_view.OrderView`),
+from which the API judges commands and learns their outcomes (ADR 0003).
 
 ``publish`` is the in-memory half and needs no broker: tests feed it directly. The reader
 survives fetch errors (:func:`~ingest_api.readers.read_forever`); :attr:`OrderFeed.reader`
@@ -27,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, Field
 
 from domain.orders import Direction, OrderStatus
+from ingest_api.order_view import OrderView
 from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.orders import OrderSnapshot
 from schemas.registry import SchemaError, decode
@@ -115,8 +120,11 @@ class OrderFeed:
         cache_size: int = DEFAULT_CACHE_SIZE,
         max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
         backoff: Backoff | None = None,
+        view: OrderView | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        #: The newest snapshot per order, for judging commands (ingest_api.outcomes).
+        self.view = view if view is not None else OrderView()
         self._topic = topic_prefix + ORDER_EVENTS.name
         self._cache: OrderedDict[uuid.UUID, PayerUpdate] = OrderedDict()
         self._cache_size = cache_size
@@ -180,6 +188,7 @@ class OrderFeed:
             return
         snapshot = getattr(message, "order", None)
         if isinstance(snapshot, OrderSnapshot):
+            self.view.publish(snapshot)
             self.publish(PayerUpdate.from_snapshot(snapshot))
 
     # --- fan-out --------------------------------------------------------------------------

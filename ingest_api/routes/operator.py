@@ -24,6 +24,7 @@ from db.repositories import orders as orders_repo
 from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
 from domain.orders import Direction
+from domain.outcomes import Done, Refused
 from ingest_api.deps import Services, ServicesDep
 from ingest_api.errors import (
     BODY_RESPONSES,
@@ -41,7 +42,8 @@ from ingest_api.models import (
     QueueItem,
     SessionPublic,
 )
-from ingest_api.orders_common import parse_uid, refused
+from ingest_api.orders_common import parse_uid, stored_order
+from ingest_api.outcomes import ask, refusal
 from ingest_api.throttle import Attempt, TooManyAttemptsError, attempt_of
 from schemas.orders import DecideOrder, Verdict
 
@@ -230,23 +232,28 @@ async def decide(
 ) -> DecisionPublic:
     if user.role not in DECIDING_ROLES:
         raise ApiError(403, "forbidden", f"role {user.role!r} cannot decide orders")
+    order_id = parse_uid(uid)
     command = DecideOrder(
-        uid=parse_uid(uid),
-        reply=True,
+        uid=order_id,
         verdict=Verdict(body.verdict),
         operator=user.username,
         reason=body.reason,
         decision_id=uuid.uuid4(),
     )
     started = time.monotonic()
-    _, reply = await services.bus.ask(command, services.settings.command_wait_s)
-    if reply is None:
+    outcome = await ask(
+        services.view,
+        services.bus,
+        command,
+        timeout_s=services.settings.command_wait_s,
+        lookup=lambda uid: stored_order(services, uid),
+    )
+    if isinstance(outcome.judgement, Refused):
+        raise refusal(outcome.judgement)
+    if not isinstance(outcome.judgement, Done):
         waited = time.monotonic() - started
         raise ApiError(504, "timeout", f"no answer after {waited:.1f} s; reload the order")
-    if not reply.accepted:
-        raise refused(reply)
-    assert reply.order is not None
-    order = reply.order
+    order = outcome.judgement.order
     await services.db(
         lambda s: audit.record(
             s,
@@ -265,8 +272,8 @@ async def decide(
         commit=True,
     )
     return DecisionPublic(
-        uid=reply.order.uid,
-        status=reply.order.status,
-        decided_by=reply.order.decided_by,
-        decision_reason=reply.order.decision_reason,
+        uid=order_id,
+        status=order.status,
+        decided_by=order.decided_by,
+        decision_reason=order.decision_reason,
     )

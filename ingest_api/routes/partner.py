@@ -18,6 +18,7 @@ from db.repositories import partners as partners_repo
 from domain.ids import order_uid
 from domain.money import validate_currency
 from domain.orders import Direction, OrderStatus
+from domain.outcomes import Done, Refused, judge
 from ingest_api.cursors import open_cursor, sign_cursor
 from ingest_api.deps import CurrentPartner, Services, ServicesDep
 from ingest_api.errors import COMMON_RESPONSES, TIMEOUT_RESPONSES, ApiError, ErrorResponse
@@ -29,9 +30,19 @@ from ingest_api.models import (
     OrderPage,
     OrderPublic,
 )
-from ingest_api.orders_common import card_to_pay, parse_uid, public_from_reply, refused
+from ingest_api.orders_common import (
+    answered,
+    card_to_pay,
+    current_order,
+    known,
+    parse_uid,
+    public_from_snapshot,
+    stored_order,
+)
+from ingest_api.outcomes import Outcome, ask, refusal
 from ingest_api.views import from_row, links
 from schemas.orders import CancelOrder, OpenOrder
+from stream_agents.wire import epoch_ms, to_command
 
 router = APIRouter(prefix="/v1", tags=["partner"], responses=COMMON_RESPONSES)
 
@@ -61,7 +72,6 @@ async def create_order(
     deposit = body.direction is Direction.DEPOSIT
     command = OpenOrder(
         uid=uid,
-        reply=True,
         partner_id=partner.partner_id,
         partner_order_id=body.partner_order_id,
         direction=body.direction,
@@ -72,14 +82,33 @@ async def create_order(
         pool_id=terms.pool_id if deposit else None,
         callback_url=str(body.callback_url) if body.callback_url else None,
     )
-    _, reply = await services.bus.ask(command, services.settings.create_wait_s)
-    if reply is None:
+    outcome = await ask(
+        services.view, services.bus, command, timeout_s=services.settings.create_wait_s
+    )
+    if outcome.judgement is None:  # no event in time: an old order, refused as a conflict?
+        outcome = await recheck(services, command, outcome)
+    judgement = outcome.judgement
+    if isinstance(judgement, Refused):
+        raise refusal(judgement)
+    if not isinstance(judgement, Done) or outcome.snapshot is None:
         response.status_code = status.HTTP_202_ACCEPTED
         payment_url, status_url = links(services.settings.public_base_url, uid)
         return OrderAccepted(uid=uid, status_url=status_url, payment_url=payment_url)
-    if not reply.accepted:
-        raise refused(reply)
-    return await public_from_reply(services, reply)
+    return await public_from_snapshot(services, outcome.snapshot)
+
+
+async def recheck(services: Services, command: OpenOrder, outcome: Outcome) -> Outcome:
+    """Judge an opening that no event answered against PostgreSQL's copy of the order.
+
+    The agent publishes nothing for an opening it refuses, and an order older than the view
+    is not in memory: a repeated request with a different body for such an order is known
+    here, after the wait, from PostgreSQL.
+    """
+    stored = await stored_order(services, command.uid)
+    if stored is None or (outcome.snapshot and outcome.snapshot.version >= stored.version):
+        return outcome
+    core = to_command(command, epoch_ms(datetime.now(UTC)))
+    return Outcome(judge(stored.to_order(), core), stored)
 
 
 @router.get(
@@ -159,14 +188,18 @@ def _utc(moment: datetime | None) -> datetime | None:
 )
 async def cancel_order(uid: str, partner: CurrentPartner, services: ServicesDep) -> OrderPublic:
     order_id = parse_uid(uid)
-    await _own_order(services, partner.partner_id, order_id)  # 404 before touching Kafka
-    command = CancelOrder(uid=order_id, reply=True, partner_id=partner.partner_id)
-    _, reply = await services.bus.ask(command, services.settings.command_wait_s)
-    if reply is None:
-        raise ApiError(504, "timeout", "the order did not answer in time; read it again later")
-    if not reply.accepted:
-        raise refused(reply)
-    return await public_from_reply(services, reply)
+    order = await current_order(services, order_id)
+    if order is None or order.partner_id != partner.partner_id:
+        raise ApiError(404, "order_not_found", "no such order")  # before touching Kafka
+    command = CancelOrder(uid=order_id, partner_id=partner.partner_id)
+    outcome = await ask(
+        services.view,
+        services.bus,
+        command,
+        timeout_s=services.settings.command_wait_s,
+        lookup=known(order),
+    )
+    return await public_from_snapshot(services, answered(outcome, "read it again later"))
 
 
 @router.get("/balance", summary="Your balances per currency")

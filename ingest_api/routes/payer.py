@@ -22,7 +22,15 @@ from ingest_api.errors import (
     ErrorResponse,
 )
 from ingest_api.models import PayerConfirm, PayerStatus
-from ingest_api.orders_common import card_to_pay, parse_uid, public_from_reply, refused
+from ingest_api.orders_common import (
+    answered,
+    card_to_pay,
+    current_order,
+    known,
+    parse_uid,
+    public_from_snapshot,
+)
+from ingest_api.outcomes import ask
 from ingest_api.views import from_row, payer_status
 from schemas.orders import ConfirmPayment
 
@@ -57,11 +65,11 @@ async def payer_order(uid: str, services: ServicesDep) -> PayerStatus:
 async def confirm(uid: str, body: PayerConfirm, services: ServicesDep) -> PayerStatus:
     """Idempotent: confirming twice with the same card answers the same order."""
     order_id = parse_uid(uid)
-    row = await services.db(lambda s: orders_repo.get_order(s, order_id))
-    if row is None:
+    order = await current_order(services, order_id)  # the view: the order just created too
+    if order is None:
         raise ApiError(404, "order_not_found", "no such order")
     masked = sealed = None
-    if Direction(row.direction) is Direction.WITHDRAWAL:
+    if order.direction is Direction.WITHDRAWAL:
         if body.card_number is None:
             raise ApiError(422, "payer_card_required", "a withdrawal needs the card to pay to")
         try:
@@ -71,12 +79,13 @@ async def confirm(uid: str, body: PayerConfirm, services: ServicesDep) -> PayerS
         masked, sealed = mask_pan(pan), services.box.seal(pan)
     elif body.card_number is not None:
         raise ApiError(422, "unexpected_card_number", "a deposit takes no card number")
-    command = ConfirmPayment(
-        uid=order_id, reply=True, payer_card_masked=masked, payer_card_ciphertext=sealed
+    command = ConfirmPayment(uid=order_id, payer_card_masked=masked, payer_card_ciphertext=sealed)
+    outcome = await ask(
+        services.view,
+        services.bus,
+        command,
+        timeout_s=services.settings.command_wait_s,
+        lookup=known(order),
     )
-    _, reply = await services.bus.ask(command, services.settings.command_wait_s)
-    if reply is None:
-        raise ApiError(504, "timeout", "the order did not answer in time; reload the page")
-    if not reply.accepted:
-        raise refused(reply)
-    return payer_status(await public_from_reply(services, reply))
+    confirmed = answered(outcome, "reload the page")
+    return payer_status(await public_from_snapshot(services, confirmed))

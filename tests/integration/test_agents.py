@@ -34,7 +34,6 @@ from schemas.topics import (
     LEDGER_EVENTS,
     ORDER_COMMANDS,
     ORDER_EVENTS,
-    ORDER_REPLIES,
 )
 from stream_agents.app import create_app, prepare
 from stream_agents.settings import AgentSettings
@@ -45,7 +44,7 @@ DEADLINE_S = 30.0
 PARTNER = "acme"
 CARD_PAN = "220220******1234"
 PAYER_PAN = "411111******1111"
-WATCHED = (ORDER_EVENTS, ORDER_REPLIES, LEDGER_EVENTS)
+WATCHED = (ORDER_EVENTS, LEDGER_EVENTS)
 
 
 class Pipeline:
@@ -114,15 +113,6 @@ class Pipeline:
                     topic_name = record.topic.removeprefix(self.prefix)
                     self.seen.append((topic_name, env, msg, record.value))
         return [msg for _, msg in hits]
-
-    async def reply_to(self, command_id: uuid.UUID) -> w.OrderReply:
-        # A redelivered command is answered again; both answers may come in one fetch (the
-        # tests that redeliver check that they are identical).
-        answer, *_ = await self.wait(
-            ORDER_REPLIES.name, w.OrderReply, lambda r: r.command_id == command_id
-        )
-        assert isinstance(answer, w.OrderReply)
-        return answer
 
     async def settle(self, seconds: float = 1.5) -> None:
         """Collect for a while: used only to show that something does *not* happen."""
@@ -225,7 +215,6 @@ def open_order(
         "ttl_s": 900,
         "fee_bp": 200,
         "pool_id": pool_id,
-        "reply": True,
     }
     return w.OpenOrder(**(fields | overrides))
 
@@ -241,17 +230,30 @@ async def configure(line: Pipeline, app: faust.App, *cards: wc.CardConfigured) -
         await asyncio.sleep(0.05)
 
 
+def of_order(uid: uuid.UUID, pred: Callable[[w.OrderSnapshot], bool]) -> Callable[[Any], bool]:
+    """Events of order ``uid`` whose snapshot matches ``pred``."""
+
+    def matches(message: Any) -> bool:
+        snap = getattr(message, "order", None)
+        return isinstance(snap, w.OrderSnapshot) and snap.uid == uid and pred(snap)
+
+    return matches
+
+
 async def open_and_wait(line: Pipeline, order: w.OpenOrder, **kwargs: Any) -> w.OrderSnapshot:
-    answer = await line.reply_to(await line.command(order, **kwargs))
-    assert answer.accepted, answer
-    assert answer.order is not None
-    return answer.order
+    """Open ``order`` and return it as the next event past ``pending`` shows it (as the API
+    learns it, ADR 0003); a repeated open waits for the event it re-publishes."""
+    settled = of_order(order.uid, lambda snap: snap.status is not OrderStatus.PENDING)
+    before = len(line.found(ORDER_EVENTS.name, Message, settled))
+    await line.command(order, **kwargs)
+    hits = await line.wait(ORDER_EVENTS.name, Message, settled, count=before + 1)
+    snap = hits[-1].order
+    assert isinstance(snap, w.OrderSnapshot)
+    return snap
 
 
 def decide(uid: uuid.UUID, verdict: w.Verdict, operator: str = "op-1") -> w.DecideOrder:
-    return w.DecideOrder(
-        uid=uid, verdict=verdict, operator=operator, decision_id=uuid.uuid4(), reply=True
-    )
+    return w.DecideOrder(uid=uid, verdict=verdict, operator=operator, decision_id=uuid.uuid4())
 
 
 async def approved_deposit(line: Pipeline, amount_minor: int) -> wl.LedgerPosted:
@@ -316,11 +318,11 @@ async def test_deposit_is_assigned_a_card_confirmed_and_credited(
     assert confirmed.order.status is OrderStatus.PROCESSING
     assert confirmed.payer_card_ciphertext == "sealed"
 
-    answer = await pipeline.reply_to(await pipeline.command(decide(order.uid, w.Verdict.APPROVE)))
-    assert answer.accepted
-    assert answer.order is not None
-    assert answer.order.status is OrderStatus.APPROVED
-    await pipeline.wait(ORDER_EVENTS.name, w.OrderApproved, lambda m: m.order.uid == order.uid)
+    await pipeline.command(decide(order.uid, w.Verdict.APPROVE, "olga"))
+    [approved] = await pipeline.wait(
+        ORDER_EVENTS.name, w.OrderApproved, lambda m: m.order.uid == order.uid
+    )
+    assert (approved.order.status, approved.order.decided_by) == (OrderStatus.APPROVED, "olga")
     [posted] = await pipeline.wait(
         LEDGER_EVENTS.name, wl.LedgerPosted, lambda m: m.uid == order.uid
     )
@@ -415,19 +417,21 @@ async def test_repeated_open_is_the_same_order_and_a_conflicting_one_is_refused(
 ) -> None:
     await configure(pipeline, agents, card("pool-1"))
     order = open_order()
-    first, second = await pipeline.command(order), await pipeline.command(order)  # API retry
-    answers = [await pipeline.reply_to(first), await pipeline.reply_to(second)]
-    assert all(a.accepted for a in answers)
-    assert {(a.order.uid, a.order.status) for a in answers if a.order} == {
-        (order.uid, OrderStatus.NEW)
-    }
+    await pipeline.command(order)
+    await pipeline.command(order)  # a retry: the agent re-publishes the current event
+    is_new = of_order(order.uid, lambda snap: snap.status is OrderStatus.NEW)
+    created = await pipeline.wait(ORDER_EVENTS.name, w.OrderCreated, is_new, count=2)
+    assert {c.order.version for c in created} == {2}
+    assert len({env.message_id for env, _ in events_of(pipeline, order.uid, w.OrderCreated)}) == 1
 
     conflicting = order.model_copy(update={"amount_minor": order.amount_minor + 1})
-    refused = await pipeline.reply_to(await pipeline.command(conflicting))
-    assert (refused.accepted, refused.code) == (False, "order_conflict")
-    assert refused.order is not None
-    assert refused.order.amount_minor == order.amount_minor
+    await pipeline.command(conflicting)  # refused: nothing published (the API refuses it, 409)
     await pipeline.settle()
+    snaps = [
+        m.order for _, m in pipeline.found(ORDER_EVENTS.name, Message, of_order(order.uid, bool))
+    ]
+    assert {snap.amount_minor for snap in snaps} == {order.amount_minor}
+    assert max(snap.version for snap in snaps) == 2
     assert len({env.message_id for env, _ in events_of(pipeline, order.uid, w.OrderOpened)}) == 1
 
 
@@ -438,16 +442,13 @@ async def test_two_concurrent_decisions_one_wins(pipeline: Pipeline, agents: fau
     await pipeline.command(w.ConfirmPayment(uid=order.uid))
     await pipeline.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
 
-    ids = await asyncio.gather(
+    await asyncio.gather(
         pipeline.command(decide(order.uid, w.Verdict.APPROVE, "alice")),
         pipeline.command(decide(order.uid, w.Verdict.REJECT, "bob")),
     )
-    answers = [await pipeline.reply_to(command_id) for command_id in ids]
-    [won] = [a for a in answers if a.accepted]
-    [lost] = [a for a in answers if not a.accepted]
-    assert won.order is not None
-    assert lost.code == "illegal_transition"
-    assert f"decided by {won.order.decided_by}" in lost.message
+    decided = of_order(order.uid, lambda snap: snap.decided_by is not None)
+    [won] = await pipeline.wait(ORDER_EVENTS.name, Message, decided)
+    assert won.order.decided_by in {"alice", "bob"}
     await pipeline.settle()
     verdicts = events_of(pipeline, order.uid, w.OrderApproved) + events_of(
         pipeline, order.uid, w.OrderRejected
@@ -460,9 +461,9 @@ async def test_redelivered_commands_change_nothing_and_repeat_identical_messages
 ) -> None:
     await configure(pipeline, agents, card("pool-1"))
     order = open_order()
-    open_id, open_raw = await pipeline.publish(ORDER_COMMANDS.name, order)
+    _, open_raw = await pipeline.publish(ORDER_COMMANDS.name, order)
     await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), open_raw)
-    await pipeline.reply_to(open_id)
+    await pipeline.wait(ORDER_EVENTS.name, w.OrderCreated, lambda m: m.order.uid == order.uid)
     _, confirm_raw = await pipeline.publish(ORDER_COMMANDS.name, w.ConfirmPayment(uid=order.uid))
     await pipeline.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
     await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), confirm_raw)
@@ -486,8 +487,6 @@ async def test_redelivered_commands_change_nothing_and_repeat_identical_messages
     assert versions == {1, 2, 3}  # opened, created, payment confirmed: nothing more
     for kind in (w.OrderOpened, w.OrderCreated, w.PaymentConfirmed):
         assert len({env.message_id for env, _ in events_of(pipeline, order.uid, kind)}) == 1
-    replies = pipeline.found(ORDER_REPLIES.name, w.OrderReply, lambda r: r.command_id == open_id)
-    assert len({env.message_id for env, _ in replies}) == 1
 
 
 async def test_a_new_instance_restores_the_tables_and_carries_on(

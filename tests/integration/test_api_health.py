@@ -15,16 +15,18 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
+from domain.outcomes import Done
 from ingest_api.app import create_app
 from ingest_api.bus import CommandBus
 from ingest_api.health import get_running_services, get_settings
+from ingest_api.outcomes import ask
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
 from ingest_api.readers import Backoff, ReaderState
 from ingest_api.settings import ApiSettings
 from schemas import orders
 from schemas.registry import decode, encode
-from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS, ORDER_REPLIES
+from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS
 from stream_agents.topology import ensure_topics
 from tests.fixtures.system import drop_topics
 from tests.unit.test_schemas import snapshot
@@ -110,9 +112,7 @@ async def test_ready_checks_the_services_the_app_was_built_with(
 async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
     """A private prefix with the order topics created; dropped afterwards."""
     prefix = f"{unique_name}."
-    await ensure_topics(
-        kafka_bootstrap, [ORDER_COMMANDS, ORDER_EVENTS, ORDER_REPLIES], prefix=prefix
-    )
+    await ensure_topics(kafka_bootstrap, [ORDER_COMMANDS, ORDER_EVENTS], prefix=prefix)
     yield prefix
     await drop_topics(kafka_bootstrap, prefix)
 
@@ -221,8 +221,8 @@ async def reader_down(client: httpx.AsyncClient, reader: ReaderState) -> dict[st
     return dict(response.json())
 
 
-async def echo_replies(bootstrap: str, prefix: str) -> None:
-    """A stand-in order agent: accept every command on the private topics."""
+async def cancel_everything(bootstrap: str, prefix: str, known: orders.OrderSnapshot) -> None:
+    """A stand-in order agent: every command cancels ``known``, published as its next event."""
     consumer = AIOKafkaConsumer(
         prefix + ORDER_COMMANDS.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
     )
@@ -231,48 +231,56 @@ async def echo_replies(bootstrap: str, prefix: str) -> None:
     await producer.start()
     try:
         async for record in consumer:
-            envelope, command = decode(record.value or b"")
-            reply = orders.OrderReply(
-                uid=command.uid,
-                command_id=envelope.message_id,
-                accepted=True,
+            decode(record.value or b"")
+            after = known.model_copy(
+                update={"version": known.version + 1, "status": orders.OrderStatus.CANCELLED}
             )
-            await producer.send_and_wait(prefix + ORDER_REPLIES.name, encode(reply), key=record.key)
+            event = orders.OrderCancelled(order=after)
+            await producer.send_and_wait(prefix + ORDER_EVENTS.name, encode(event), key=record.key)
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-async def test_the_reply_reader_survives_a_fetch_error_and_readiness_shows_it_down(
+async def test_the_feed_reader_survives_a_fetch_error_and_readiness_shows_it_down(
     kafka_bootstrap: str, postgres_server_url: str, topics: str
 ):
-    bus = CommandBus(kafka_bootstrap, topic_prefix=topics, backoff=Backoff(0.1, 0.2))
+    """The order-events feed is how the API learns outcomes (ADR 0003): readiness reports it
+    down while its fetches fail, and once they work again a command's event answers it."""
+    bus = CommandBus(kafka_bootstrap, topic_prefix=topics)
+    feed = OrderFeed(kafka_bootstrap, topic_prefix=topics, backoff=Backoff(0.1, 0.2))
     await bus.start()
-    echo = asyncio.create_task(echo_replies(kafka_bootstrap, topics))
+    await feed.start()
+    order = snapshot(uid=uuid.uuid4(), expires_at_ms=int(time.time() * 1000) + 600_000)
+    feed.view.publish(order)
+    echo = asyncio.create_task(cancel_everything(kafka_bootstrap, topics, order))
     settings = ApiSettings(
         kafka_bootstrap_servers=kafka_bootstrap, database_url=postgres_server_url
     )
-    services = SimpleNamespace(readers=lambda: [bus.reader], pipeline=None)
+    services = SimpleNamespace(readers=lambda: [feed.reader], pipeline=None)
     try:
-        assert bus._consumer is not None
-        healed = break_fetches(bus._consumer)
+        assert feed._consumer is not None
+        healed = break_fetches(feed._consumer)
         async with client_for(settings, services) as client:
-            body = await eventually(lambda: reader_down(client, bus.reader), "the reader down")
-            assert body["readers"]["order-replies"].startswith("order-replies reader: ")
-            assert "KafkaConnectionError" in body["readers"]["order-replies"]
-            assert body["problems"][0]["part"] == "order-replies"
+            body = await eventually(lambda: reader_down(client, feed.reader), "the reader down")
+            name = "order-events feed"
+            assert body["readers"][name].startswith(f"{name} reader: ")
+            assert "KafkaConnectionError" in body["readers"][name]
+            assert body["problems"][0]["part"] == name
 
             healed.set()
-            _, reply = await bus.ask(orders.CancelOrder(uid=uuid.uuid4(), partner_id="acme"), 20)
+            cancel = orders.CancelOrder(uid=order.uid, partner_id=order.partner_id)
+            outcome = await ask(feed.view, bus, cancel, timeout_s=20)
 
-            assert reply is not None
-            assert reply.accepted
-            assert bus.reader.up
-            assert bus.reader.last_record_s is not None
+            assert isinstance(outcome.judgement, Done), outcome
+            assert outcome.judgement.order.status is orders.OrderStatus.CANCELLED
+            assert feed.reader.up
+            assert feed.reader.last_record_s is not None
             assert (await client.get("/readyz")).status_code == 200
     finally:
         echo.cancel()
         await asyncio.gather(echo, return_exceptions=True)
+        await feed.stop()
         await bus.stop()
 
 

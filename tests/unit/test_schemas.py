@@ -54,7 +54,7 @@ S = orders.OrderStatus
 EXAMPLES: list[Message] = [
     orders.OpenOrder(
         uid=UID,
-        reply=True,
+        reply=True,  # ignored since ADR 0003; commands already in the log still decode
         partner_id="acme",
         partner_order_id="inv-1001",
         direction=orders.Direction.WITHDRAWAL,
@@ -79,14 +79,6 @@ EXAMPLES: list[Message] = [
     ),
     orders.CancelOrder(uid=UID, partner_id="acme"),
     orders.ExpireOrder(uid=UID),
-    orders.OrderReply(
-        uid=UID,
-        command_id=UID,
-        accepted=False,
-        code="illegal_transition",
-        message="order is approved",
-        order=snapshot(status=S.APPROVED),
-    ),
     orders.OrderOpened(
         order=snapshot(status=S.PENDING, version=1, card_id=None, card_masked=None),
         pool_id="main",
@@ -278,3 +270,11 @@ def test_old_versions_are_upcast() -> None:
 def test_package_exports_codec() -> None:
     assert schemas.decode is decode
     assert schemas.encode is encode
+
+
+def test_a_snapshot_is_the_cores_order() -> None:
+    snap = snapshot(status=S.APPROVED, decided_by="olga")
+    order = snap.to_order()
+    assert order.uid == str(snap.uid)
+    assert (order.status, order.version, order.decided_by) == (S.APPROVED, snap.version, "olga")
+    assert order.ttl_s == snap.ttl_s

@@ -48,7 +48,6 @@ def open_order(direction: Direction = Direction.DEPOSIT, **overrides: Any) -> w.
         "fee_bp": 200,
         "pool_id": "pool-1" if direction is Direction.DEPOSIT else None,
         "callback_url": "https://partner.example/cb",
-        "reply": True,
     }
     return w.OpenOrder(**(fields | overrides))
 
@@ -57,10 +56,8 @@ def assign(card_id: str = "card-1", card_masked: str = CARD_MASKED) -> w.AssignC
     return w.AssignCard(uid=UID, card_id=card_id, card_masked=card_masked)
 
 
-def decide(verdict: w.Verdict, operator: str = "olga", reply: bool = True) -> w.DecideOrder:
-    return w.DecideOrder(
-        uid=UID, verdict=verdict, operator=operator, decision_id=uuid.uuid4(), reply=reply
-    )
+def decide(verdict: w.Verdict, operator: str = "olga") -> w.DecideOrder:
+    return w.DecideOrder(uid=UID, verdict=verdict, operator=operator, decision_id=uuid.uuid4())
 
 
 def types(outputs: list[Out]) -> list[tuple[str, str]]:

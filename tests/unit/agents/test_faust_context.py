@@ -47,14 +47,12 @@ async def test_open_is_stored_and_published(app: faust.App, sent: list[Out]) -> 
         ttl_s=900,
         fee_bp=200,
         pool_id="pool-1",
-        reply=True,
     )
     async with app.agents["order-agent"].test_context() as agent:
         await agent.put(key=str(uid).encode(), value=encode(message))
     orders: Any = app.tables["orders"]
     entry = orders[str(uid)]
     assert entry["status"] == "pending"
-    assert len(entry["waiting"]) == 1
     assert [out.message.TYPE for out in sent] == ["order.opened", "card.request"]
 
 

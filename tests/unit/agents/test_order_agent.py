@@ -1,9 +1,8 @@
-"""The order agent's protocol through its pure handler: state, outputs, replies, repeats."""
+"""The order agent's protocol through its pure handler: state, outputs, refusals, repeats."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +13,6 @@ from schemas import ledger as wl
 from schemas import orders as w
 from stream_agents.order_agent import due_expiries
 from stream_agents.order_outputs import OrderEntry
-from stream_agents.wire import Out
 from tests.unit.agents.builders import (
     PAYER_CARD,
     T0,
@@ -36,11 +34,7 @@ def driver() -> OrderDriver:
     return OrderDriver()
 
 
-def replies(step_outputs: list[Out]) -> list[w.OrderReply]:
-    return of_type(step_outputs, w.OrderReply)
-
-
-def test_open_deposit_asks_the_pool_and_waits_to_answer(driver: OrderDriver) -> None:
+def test_open_deposit_asks_the_pool(driver: OrderDriver) -> None:
     step = driver.send(open_order())
     assert step.changed
     assert step.entry is not None
@@ -50,22 +44,16 @@ def test_open_deposit_asks_the_pool_and_waits_to_answer(driver: OrderDriver) -> 
     assert (opened.pool_id, opened.callback_url) == ("pool-1", "https://partner.example/cb")
     [request] = of_type(step.outputs, wc.RequestCard)
     assert (request.pool_id, request.amount_minor, request.currency) == ("pool-1", 150_000, "RUB")
-    assert len(step.entry.waiting) == 1
     assert step.deadline_ms is None
 
 
-def test_leaving_pending_answers_every_waiting_open(driver: OrderDriver) -> None:
-    ids = [uuid.uuid4(), uuid.uuid4()]
-    for command_id in ids:  # the API retried with a new message id
-        assert replies(driver.send(open_order(), message_id=command_id).outputs) == []
-    assert driver.entry is not None
-    assert driver.entry.waiting == tuple(str(i) for i in ids)
+def test_leaving_pending_publishes_the_created_event(driver: OrderDriver) -> None:
+    driver.send(open_order())
     step = driver.send(assign(), at_ms=T0 + 500)
-    answers = replies(step.outputs)
-    assert [a.command_id for a in answers] == ids
-    assert all(a.accepted and a.order and a.order.status is S.NEW for a in answers)
-    assert answers[0].order is not None
-    assert answers[0].order.card_id == "card-1"
+    assert types(step.outputs) == [("order-events", "order.created")]
+    [created] = of_type(step.outputs, w.OrderCreated)
+    assert (created.order.status, created.order.version) == (S.NEW, 2)
+    assert created.order.card_id == "card-1"
     assert step.deadline_ms == T0 + 900_000
 
 
@@ -78,31 +66,26 @@ def test_a_repeated_command_republishes_identical_outputs(driver: OrderDriver) -
     assert [(o.message_id, o.encode()) for o in again.outputs] == [
         (o.message_id, o.encode()) for o in first.outputs
     ]
-    assert len(replies(again.outputs)) == 1  # the answer owed to the open is repeated too
 
 
-def test_an_open_repeated_after_pending_is_answered_at_once(driver: OrderDriver) -> None:
+def test_an_open_repeated_after_pending_republishes_the_current_event(
+    driver: OrderDriver,
+) -> None:
     driver.send(open_order())
-    driver.send(assign())
-    retry_id = uuid.uuid4()
-    step = driver.send(open_order(fee_bp=300), message_id=retry_id)  # tariff changed: a repeat
+    created = driver.send(assign())
+    step = driver.send(open_order(fee_bp=300), message_id=uuid.uuid4())  # tariff changed: a repeat
     assert not step.changed
-    [answer] = [a for a in replies(step.outputs) if a.command_id == retry_id]
-    assert answer.accepted
-    assert answer.order is not None
-    assert (answer.order.status, answer.order.version) == (S.NEW, 2)
-    assert types(step.outputs)[0] == ("order-events", "order.created")
+    assert types(step.outputs) == [("order-events", "order.created")]
+    assert step.outputs[0].encode() == created.outputs[0].encode()  # the API's waiter sees it
 
 
-def test_a_conflicting_open_is_refused_and_changes_nothing(driver: OrderDriver) -> None:
+def test_a_conflicting_open_is_refused_and_publishes_nothing(driver: OrderDriver) -> None:
     driver.send(open_order())
     before = driver.stored
     step = driver.send(open_order(amount_minor=1))
     assert not step.changed
     assert driver.stored == before
-    [answer] = replies(step.outputs)
-    assert (answer.accepted, answer.code) == (False, "order_conflict")
-    assert types(step.outputs) == [("order-replies", "order.reply")]
+    assert step.outputs == []
 
 
 def test_a_deposit_without_a_pool_declines_itself(driver: OrderDriver) -> None:
@@ -111,9 +94,8 @@ def test_a_deposit_without_a_pool_declines_itself(driver: OrderDriver) -> None:
     assert decline.reason is DeclineReason.NO_REQUISITE
     assert ("order-commands", "order.decline") in types(step.outputs)
     step = driver.send(decline)
-    [answer] = replies(step.outputs)
-    assert answer.order is not None
-    assert answer.order.status is S.DECLINED
+    [declined] = of_type(step.outputs, w.OrderDeclined)
+    assert declined.order.status is S.DECLINED
 
 
 def test_withdrawal_is_held_before_it_is_new(driver: OrderDriver) -> None:
@@ -129,13 +111,8 @@ def test_withdrawal_is_held_before_it_is_new(driver: OrderDriver) -> None:
 def test_payment_confirmation_awaits_an_operator(driver: OrderDriver) -> None:
     driver.send(open_order())
     driver.send(assign())
-    step = driver.send(
-        w.ConfirmPayment(uid=UID, payer_card_ciphertext="sealed", reply=True), at_ms=T0 + 1_000
-    )
-    assert types(step.outputs) == [
-        ("order-events", "order.payment_confirmed"),
-        ("order-replies", "order.reply"),
-    ]
+    step = driver.send(w.ConfirmPayment(uid=UID, payer_card_ciphertext="sealed"), at_ms=T0 + 1_000)
+    assert types(step.outputs) == [("order-events", "order.payment_confirmed")]
     assert of_type(step.outputs, w.PaymentConfirmed)[0].payer_card_ciphertext == "sealed"
     assert step.deadline_ms is None  # processing never expires
     assert driver.entry is not None
@@ -200,17 +177,14 @@ def test_due_expiries_are_dated_at_their_deadline_and_stable() -> None:
     assert due.message_id == due_expiries(deadlines, T0 + 5_000)[0].message_id
 
 
-def test_a_second_verdict_is_refused_with_who_decided(driver: OrderDriver) -> None:
+def test_a_second_verdict_is_refused_and_publishes_nothing(driver: OrderDriver) -> None:
     _to_processing(driver, Direction.DEPOSIT)
     driver.send(decide(w.Verdict.APPROVE, "alice"), at_ms=T0 + 2_000)
+    before = driver.stored
     step = driver.send(decide(w.Verdict.REJECT, "bob"), at_ms=T0 + 2_001)
     assert not step.changed
-    [answer] = replies(step.outputs)
-    assert (answer.accepted, answer.code) == (False, "illegal_transition")
-    assert "approved" in answer.message
-    decided_at = datetime.fromtimestamp((T0 + 2_000) / 1000, UTC)
-    assert f"decided by alice at {decided_at:%Y-%m-%d %H:%M:%S} UTC" in answer.message
-    assert types(step.outputs) == [("order-replies", "order.reply")]
+    assert driver.stored == before
+    assert step.outputs == []  # the API refuses bob from alice's order.approved (ADR 0003)
 
 
 def test_a_refused_assignment_frees_a_card_the_order_does_not_hold(driver: OrderDriver) -> None:
@@ -226,29 +200,22 @@ def test_a_refused_assignment_frees_a_card_the_order_does_not_hold(driver: Order
 
 
 def test_commands_for_an_unknown_order_are_refused(driver: OrderDriver) -> None:
-    step = driver.send(w.ConfirmPayment(uid=UID, reply=True))
+    step = driver.send(w.ConfirmPayment(uid=UID))
     assert step.entry is None
-    [answer] = replies(step.outputs)
-    assert (answer.accepted, answer.code, answer.order) == (False, "order_not_found", None)
-    assert answer.uid == UID
+    assert step.outputs == []
 
 
 def test_the_entry_survives_the_table_round_trip(driver: OrderDriver) -> None:
-    command_id = uuid.uuid4()
-    driver.send(open_order(), message_id=command_id)
+    driver.send(open_order())
+    driver.send(w.ConfirmPayment(uid=UID), at_ms=T0 + 1)  # refused: still pending
     driver.send(assign())
     assert driver.stored is not None
     entry = OrderEntry.from_json(driver.stored)
     assert OrderEntry.from_json(entry.to_json()) == entry
-    assert (entry.waiting, entry.answered) == ((), (str(command_id),))
 
 
-def test_reply_ids_depend_on_command_and_version_only(driver: OrderDriver) -> None:
-    command_id = uuid.uuid4()
-    driver.send(open_order(), message_id=command_id)
-    first = replies(driver.send(assign()).outputs)[0]
-    repeat = driver.send(open_order(), message_id=command_id)
-    assert [o.message_id for o in repeat.outputs if isinstance(o.message, w.OrderReply)] == [
-        o.message_id for o in driver.steps[1].outputs if isinstance(o.message, w.OrderReply)
-    ]
-    assert first.command_id == command_id
+def test_an_entry_written_with_reply_bookkeeping_still_loads(driver: OrderDriver) -> None:
+    driver.send(open_order())
+    assert driver.stored is not None
+    old = {**driver.stored, "waiting": ["a"], "answered": ["b"]}  # before ADR 0003
+    assert OrderEntry.from_json(old) == OrderEntry.from_json(driver.stored)
