@@ -111,9 +111,9 @@ performance.now()`, same machine clock as the script).
 | decision request sent | {summary(from_sent)} |
 | decision answer received | {summary(from_answer)} |
 
-The decision's answer (order agent → `order-replies` → API → operator) and the event that
-reaches the page (order agent → `order-events` → the API's feed → SSE → browser) leave the
-order agent together, so the second row is what the payer waits beyond what the operator
+The decision's answer (order agent → `order-events` → the API's feed and view → operator)
+and the event that reaches the page (the same event → the API's feed → SSE → browser) are one
+record, so the second row is what the payer waits beyond what the operator
 waits; negative means the payer saw the verdict before the operator's request returned.
 Percentiles are nearest-rank over the runs (with fewer than 100 runs, p99 is the maximum).
 

@@ -18,11 +18,13 @@ from db.crypto import SecretBox
 from db.repositories.api_keys import PgKeyLookup
 from ingest_api.bus import CommandBus
 from ingest_api.order_view import OrderView
+from ingest_api.outcomes import Lookup, Outcome, ask
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
 from ingest_api.readers import ReaderState
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import AuthenticatedPartner, Verifier
+from stream_agents.wire import OrderCommand
 
 T = TypeVar("T")
 
@@ -63,6 +65,16 @@ class Services:
         if self.feed is None:
             raise RuntimeError("no order-events feed: this API cannot send order commands")
         return self.feed.view
+
+    async def ask(
+        self, command: OrderCommand, *, timeout_s: float, lookup: Lookup | None = None
+    ) -> Outcome:
+        """Send an order command and learn its outcome from order-events (ADR 0003)."""
+        view = self.view
+        assert self.feed is not None
+        return await ask(
+            view, self.bus, command, timeout_s=timeout_s, lookup=lookup, catch_up=self.feed.catch_up
+        )
 
     def readers(self) -> list[ReaderState]:
         """The process's own background readers, for readiness."""

@@ -1,7 +1,7 @@
 """Liveness and readiness: is the process up, and is the platform doing its work?
 
 ``/readyz`` is ready only when the broker and the database answer, the process's own
-background readers (the reply reader, the payment forms' feed) are up, and no pipeline
+background reader (the order-events feed: outcomes and payment forms) is up, and no pipeline
 consumer has halted, stalled or is falling behind (:mod:`ingest_api.pipeline_health`, sampled
 in the background: the endpoint never waits for it). ``?scope=process`` leaves the pipeline
 out of the verdict (it is still reported): what a supervisor waits for when it starts this

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain.commands import Command
+from domain.orders import TERMINAL
 from domain.outcomes import Awaiting, Judgement, Refused, judge
 from ingest_api.bus import CommandBus
 from ingest_api.errors import DOMAIN_STATUS, ApiError
@@ -28,6 +29,8 @@ from stream_agents.wire import OrderCommand, epoch_ms, to_command
 
 #: Where to read an order the view does not hold (None: nowhere).
 Lookup = Callable[[uuid.UUID], Awaitable[OrderSnapshot | None]]
+#: Wait until the view holds everything published so far (bounded).
+CatchUp = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,15 @@ async def ask(
     *,
     timeout_s: float,
     lookup: Lookup | None = None,
+    catch_up: CatchUp | None = None,
 ) -> Outcome:
-    """Judge ``command``, send it if it is still to be applied, and follow the order."""
+    """Judge ``command``, send it if it is still to be applied, and follow the order.
+
+    A refusal is only answered once the view has caught up with ``order-events`` (``catch_up``,
+    one broker round trip, on refusals alone): a view a moment behind (another worker's
+    create, the payer's confirmation just published) must not refuse what the order now
+    allows.
+    """
     at = datetime.now(UTC)
     core = to_command(command, epoch_ms(at))  # a DomainError here is the caller's 4xx
     with view.watching(command.uid) as watch:  # before reading: no version slips by
@@ -55,6 +65,11 @@ async def ask(
         if known is None and lookup is not None:
             known = newest(await lookup(command.uid), watch.latest)
         judgement = judge(known.to_order() if known else None, core)
+        if isinstance(judgement, Refused) and catch_up is not None and may_move(known):
+            await catch_up()
+            fresher = newest(known, watch.latest, view.latest(command.uid))
+            if fresher is not known:
+                known, judgement = fresher, judge(fresher.to_order() if fresher else None, core)
         if not isinstance(judgement, Awaiting):
             return Outcome(judgement, known)
         await bus.send(command, occurred_at=at)
@@ -75,6 +90,11 @@ async def follow(
         if not isinstance(judgement, Awaiting):
             return Outcome(judgement, later)
         known = later
+
+
+def may_move(known: OrderSnapshot | None) -> bool:
+    """Whether a later version may exist that the view has not seen yet (not terminal)."""
+    return known is None or known.status not in TERMINAL
 
 
 def newest(*snapshots: OrderSnapshot | None) -> OrderSnapshot | None:

@@ -1,4 +1,4 @@
-"""The API's own background readers (the reply reader, the order-events feed): a read loop
+"""The API's own background reader (the order-events feed), and the loop it runs: a read loop
 that survives fetch errors, and the state readiness reports.
 
 A fetch that raises is logged, counted, and retried after a back-off that doubles up to a

@@ -43,7 +43,7 @@ from ingest_api.models import (
     SessionPublic,
 )
 from ingest_api.orders_common import parse_uid, stored_order
-from ingest_api.outcomes import ask, refusal
+from ingest_api.outcomes import refusal
 from ingest_api.throttle import Attempt, TooManyAttemptsError, attempt_of
 from schemas.orders import DecideOrder, Verdict
 
@@ -241,9 +241,7 @@ async def decide(
         decision_id=uuid.uuid4(),
     )
     started = time.monotonic()
-    outcome = await ask(
-        services.view,
-        services.bus,
+    outcome = await services.ask(
         command,
         timeout_s=services.settings.command_wait_s,
         lookup=lambda uid: stored_order(services, uid),

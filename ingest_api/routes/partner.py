@@ -39,7 +39,7 @@ from ingest_api.orders_common import (
     public_from_snapshot,
     stored_order,
 )
-from ingest_api.outcomes import Outcome, ask, refusal
+from ingest_api.outcomes import Outcome, refusal
 from ingest_api.views import from_row, links
 from schemas.orders import CancelOrder, OpenOrder
 from stream_agents.wire import epoch_ms, to_command
@@ -82,9 +82,7 @@ async def create_order(
         pool_id=terms.pool_id if deposit else None,
         callback_url=str(body.callback_url) if body.callback_url else None,
     )
-    outcome = await ask(
-        services.view, services.bus, command, timeout_s=services.settings.create_wait_s
-    )
+    outcome = await services.ask(command, timeout_s=services.settings.create_wait_s)
     if outcome.judgement is None:  # no event in time: an old order, refused as a conflict?
         outcome = await recheck(services, command, outcome)
     judgement = outcome.judgement
@@ -192,9 +190,7 @@ async def cancel_order(uid: str, partner: CurrentPartner, services: ServicesDep)
     if order is None or order.partner_id != partner.partner_id:
         raise ApiError(404, "order_not_found", "no such order")  # before touching Kafka
     command = CancelOrder(uid=order_id, partner_id=partner.partner_id)
-    outcome = await ask(
-        services.view,
-        services.bus,
+    outcome = await services.ask(
         command,
         timeout_s=services.settings.command_wait_s,
         lookup=known(order),

@@ -30,7 +30,6 @@ from ingest_api.orders_common import (
     parse_uid,
     public_from_snapshot,
 )
-from ingest_api.outcomes import ask
 from ingest_api.views import from_row, payer_status
 from schemas.orders import ConfirmPayment
 
@@ -80,9 +79,7 @@ async def confirm(uid: str, body: PayerConfirm, services: ServicesDep) -> PayerS
     elif body.card_number is not None:
         raise ApiError(422, "unexpected_card_number", "a deposit takes no card number")
     command = ConfirmPayment(uid=order_id, payer_card_masked=masked, payer_card_ciphertext=sealed)
-    outcome = await ask(
-        services.view,
-        services.bus,
+    outcome = await services.ask(
         command,
         timeout_s=services.settings.command_wait_s,
         lookup=known(order),

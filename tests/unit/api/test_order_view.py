@@ -206,3 +206,33 @@ async def test_a_repeated_create_of_a_settled_order_is_answered_from_the_view() 
     outcome = await ask(view, bus(fake), open_order(), timeout_s=1)
     assert isinstance(outcome.judgement, Done)
     assert fake.sent == []
+
+
+async def test_a_refusal_waits_for_the_view_to_catch_up_with_the_log() -> None:
+    """A view one event behind (the payer's confirmation not fetched yet) must not refuse a
+    decision the order now allows: the refusal waits for the feed to catch up first."""
+    view = OrderView()
+    view.publish(snap(2, S.NEW))
+    decision = uuid.uuid4()
+    fake = FakeBus(view, approved_by("olga", decision))
+    caught_up: list[bool] = []
+
+    async def catch_up() -> None:
+        caught_up.append(True)
+        view.publish(snap(3, S.PROCESSING))  # what the broker already held
+
+    outcome = await ask(view, bus(fake), decide("olga", decision), timeout_s=1, catch_up=catch_up)
+    assert caught_up == [True]
+    assert isinstance(outcome.judgement, Done)
+    assert len(fake.sent) == 1
+
+
+async def test_a_finished_order_is_refused_without_catching_up() -> None:
+    view = OrderView()
+    view.publish(approved_by("ivan", uuid.uuid4()))
+
+    async def catch_up() -> None:
+        raise AssertionError("a terminal order cannot move on")
+
+    outcome = await ask(view, bus(FakeBus(view)), decide("olga"), timeout_s=1, catch_up=catch_up)
+    assert isinstance(outcome.judgement, Refused)
