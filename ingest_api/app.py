@@ -104,6 +104,9 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         openapi_url="/openapi.json" if settings.docs_public else None,
         docs_url=None,  # served by install_docs, with a CSP
         redoc_url=None,
+        # No 307 to the slash-less path: every answer of the API is its own (an encoded
+        # "/" in a uid, "/v1/orders/%2F", would otherwise be redirected, not refused).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

@@ -11,11 +11,12 @@ process, whatever the other parts are doing.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
@@ -45,7 +46,9 @@ class GroupHealth(BaseModel):
     reason: str
     members: int | None
     lag: int
-    last_progress_s: float | None
+    last_progress_at: datetime | None = Field(
+        description="when the group's committed offsets last moved (UTC)"
+    )
 
 
 class Readiness(BaseModel):
@@ -129,7 +132,11 @@ def group_health(report: PipelineReport) -> list[GroupHealth]:
             reason=v.reason,
             members=v.members,
             lag=v.lag,
-            last_progress_s=v.last_progress_s,
+            last_progress_at=(
+                None
+                if v.last_progress_s is None
+                else datetime.fromtimestamp(v.last_progress_s, UTC)
+            ),
         )
         for v in report.verdicts
     ]

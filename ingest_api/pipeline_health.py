@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -347,14 +346,3 @@ def history_length(settings: PipelineHealthSettings) -> int:
     """Enough samples to see a stall, a missing member and a growth run through."""
     span_s = max(settings.stall_after_s, settings.no_member_grace_s)
     return math.ceil(span_s / settings.sample_interval_s) + settings.growth_samples + 2
-
-
-def verdict_json(verdict: GroupVerdict) -> dict[str, Any]:
-    return {
-        "group": verdict.group_id,
-        "verdict": verdict.verdict.value,
-        "reason": verdict.reason,
-        "members": verdict.members,
-        "lag": verdict.lag,
-        "last_progress_s": verdict.last_progress_s,
-    }

@@ -26,7 +26,36 @@ _TOPIC_POLL_S = 0.2
 
 
 class TopologyError(RuntimeError):
-    """The broker refused to create a topic of the topology."""
+    """The broker refused to create a topic of the topology, or one exists with another
+    partition count than the topology's."""
+
+
+async def _check_partitions(
+    admin: AIOKafkaAdminClient, specs: Iterable[TopicSpec], prefix: str, names: set[str]
+) -> None:
+    """Refuse topics that exist with the wrong number of partitions.
+
+    Such a topic is usually one the broker created on a first send (auto-creation, with the
+    broker's default partition count) before ``make topics`` ran. Agents then fail on it:
+    a table and the topic feeding it must agree on partitions, so every record of it would
+    be dead-lettered. Better to stop here and say so.
+    """
+    expected = {prefix + spec.name: spec.partitions for spec in specs}
+    present = sorted(name for name in expected if name in names)
+    if not present:
+        return
+    wrong = [
+        f"{described['topic']} has {len(described['partitions'])} partition(s), "
+        f"the topology says {expected[described['topic']]}"
+        for described in await admin.describe_topics(present)
+        if len(described["partitions"]) != expected[described["topic"]]
+    ]
+    if wrong:
+        raise TopologyError(
+            "topics exist with the wrong partition count: "
+            + "; ".join(wrong)
+            + ". Delete them (a fresh broker: make clean) and run make topics again."
+        )
 
 
 async def ensure_topics(
@@ -36,7 +65,11 @@ async def ensure_topics(
     replication_factor: int = 1,
     prefix: str = "",
 ) -> list[str]:
-    """Create the missing topics of ``specs``; return the names that were created."""
+    """Create the missing topics of ``specs``; return the names that were created.
+
+    Topics that exist already must have the topology's partition count (:class:`TopologyError`
+    otherwise)."""
+    specs = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -51,17 +84,19 @@ async def ensure_topics(
             for spec in specs
             if prefix + spec.name not in existing
         ]
-        if not wanted:
-            return []
-        response = await admin.create_topics(wanted)
         created = []
-        for name, code, *_ in response.topic_errors:
-            if code not in (_OK, _TOPIC_ALREADY_EXISTS):  # another worker may win the race
-                raise TopologyError(f"cannot create topic {name}: error code {code}")
-            if code == _OK:
-                created.append(name)
+        if wanted:
+            response = await admin.create_topics(wanted)
+            for name, code, *_ in response.topic_errors:
+                if code not in (_OK, _TOPIC_ALREADY_EXISTS):  # another worker may win the race
+                    raise TopologyError(f"cannot create topic {name}: error code {code}")
+                if code == _OK:
+                    created.append(name)
         if created:
             log.info("created topics: %s", ", ".join(created))
+        # Everything not created just now was made by someone else: check what it is.
+        others = {prefix + spec.name for spec in specs} - set(created)
+        await _check_partitions(admin, specs, prefix, others)
         return created
     finally:
         await admin.close()
@@ -101,13 +136,16 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = AgentSettings(web_enabled=False)
     bootstrap = settings.kafka_bootstrap_servers
-    created = asyncio.run(
-        ensure_topics(
-            bootstrap,
-            replication_factor=settings.topic_replication_factor,
-            prefix=settings.topic_prefix,
+    try:
+        created = asyncio.run(
+            ensure_topics(
+                bootstrap,
+                replication_factor=settings.topic_replication_factor,
+                prefix=settings.topic_prefix,
+            )
         )
-    )
+    except TopologyError as error:
+        raise SystemExit(f"topology: {error}") from None
     print(f"topology: {len(created)} topics created, {len(ALL_TOPICS)} declared on {bootstrap}")
 
 

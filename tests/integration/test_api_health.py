@@ -47,12 +47,15 @@ def client_for(settings: ApiSettings, services: Any = None) -> httpx.AsyncClient
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 30
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout_s: float = 30,
+    last: list[str] | None = None,
 ) -> T:
     deadline = time.monotonic() + timeout_s
     while (value := await probe()) is None:
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out waiting for {what}; last seen: {last}")
         await asyncio.sleep(0.1)
     return value
 
@@ -160,9 +163,11 @@ async def test_a_halted_consumer_makes_the_api_not_ready_until_it_catches_up(
     monitor.start()
     try:
         async with client_for(settings, services) as client:
+            seen: list[str] = []
 
             async def answer(code: int) -> httpx.Response | None:
                 response = await client.get("/readyz")
+                seen[:] = [response.text]
                 return response if response.status_code == code else None
 
             halted = await eventually(lambda: answer(503), "readiness to see the halted group")
@@ -185,7 +190,9 @@ async def test_a_halted_consumer_makes_the_api_not_ready_until_it_catches_up(
             assert own.status_code == 200  # the process itself is fine
 
             await commit(kafka_bootstrap, group, events, 3)  # it came back and caught up
-            recovered = await eventually(lambda: answer(200), "readiness after the catch-up")
+            recovered = await eventually(
+                lambda: answer(200), "readiness after the catch-up", timeout_s=60, last=seen
+            )
     finally:
         await monitor.stop()
 

@@ -310,6 +310,11 @@ async def test_only_the_canonical_uid_names_an_order(system: System):
         assert "text/html" in page.headers["content-type"]
     # Nothing was cancelled or confirmed through another spelling.
     assert (await system.partner.get(f"/v1/orders/{uid}")).json()["status"] == "new"
+    # An encoded slash for a uid (found by the pipeline fuzz) is refused, not redirected.
+    for path in ("/v1/orders/%2F%2F", "/v1/orders/", "/v1/pay/%2F"):
+        answer = await system.partner.get(path)
+        assert answer.status_code == 404, (path, answer.status_code, answer.headers)
+        assert "error" in answer.json()
 
 
 # --- query strings and signature headers ------------------------------------------------------

@@ -45,6 +45,7 @@ from schemathesis.specs.openapi.checks import (
 
 from db.repositories import sessions as sessions_repo
 from ingest_api.client import KeeperAuth
+from tests.fixtures.fuzz_pipeline import AUTH_CODES
 from tests.fixtures.system import CURRENCY, PARTNER, System
 
 FULL = os.environ.get("KEEPER_FAULT_SCALE", "ci") == "full"
@@ -68,17 +69,6 @@ BASE_URL = "http://api"
 #: Seconds one request may take: a create waits up to ``create_wait_s`` (10 s) for the agent.
 REQUEST_TIMEOUT_S = 30.0
 
-AUTH_CODES = frozenset(
-    {
-        "missing_auth_header",
-        "malformed_auth_header",
-        "unknown_api_key",
-        "revoked_api_key",
-        "stale_timestamp",
-        "bad_signature",
-        "replayed_nonce",
-    }
-)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

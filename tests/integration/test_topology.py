@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from schemas.topics import ALL_TOPICS, Cleanup
-from stream_agents.topology import ensure_topics
+from schemas.topics import ALL_TOPICS, CONFIG_CARDS, Cleanup
+from stream_agents.topology import TopologyError, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +56,22 @@ async def test_ensure_topics_creates_the_topology_once(kafka_bootstrap: str, uni
         if spec.cleanup is Cleanup.DELETE and spec.retention_ms is not None:
             assert configs[name]["retention.ms"] == str(spec.retention_ms)
     assert configs[prefix + "order-events"]["retention.ms"] == "-1"
+
+
+async def test_a_topic_created_with_other_partitions_is_refused(
+    kafka_bootstrap: str, unique_name: str
+):
+    """``config-cards`` made by someone else first (as the broker's auto-creation does on a
+    first send, with its default partition count) before ``make topics``: the agents' card
+    table would dead-letter every card, so the topology refuses to go on and names it."""
+    prefix = f"{unique_name}."
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        wrong = NewTopic(prefix + CONFIG_CARDS.name, CONFIG_CARDS.partitions + 2, 1)
+        await admin.create_topics([wrong])
+    finally:
+        await admin.close()
+
+    with pytest.raises(TopologyError, match=rf"{prefix}config-cards has \d+ partition"):
+        await ensure_topics(kafka_bootstrap, prefix=prefix)
