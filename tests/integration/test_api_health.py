@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 
 from domain.outcomes import Done
@@ -121,14 +122,30 @@ async def topics(kafka_bootstrap: str, unique_name: str) -> AsyncIterator[str]:
 
 
 async def commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
-    """Join ``group``, commit ``offset`` on ``tp`` and leave: a consumer that then halted."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
+    """Commit ``offset`` on ``tp`` for ``group`` and leave: a consumer that then halted.
+
+    Returns once the broker reports that offset for the group, so what the test then waits
+    for is the monitor: on a busy machine the broker now and then acknowledges a commit of a
+    member-less consumer that it does not keep, and the commit is simply made again."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        consumer.assign([tp])
-        await consumer.commit({tp: offset})
+        for _ in range(10):
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+            await consumer.start()
+            try:
+                consumer.assign([tp])
+                await consumer.commit({tp: offset})
+            finally:
+                await consumer.stop()
+            for _ in range(20):
+                committed = await admin.list_consumer_group_offsets(group)
+                if tp in committed and committed[tp].offset == offset:
+                    return
+                await asyncio.sleep(0.1)
+        pytest.fail(f"offset {offset} of {group} was never committed")
     finally:
-        await consumer.stop()
+        await admin.close()
 
 
 async def test_a_halted_consumer_makes_the_api_not_ready_until_it_catches_up(
