@@ -16,45 +16,20 @@ command sees every later version: nothing can slip between the read and the wait
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 
 from domain.orders import TERMINAL
+from ingest_api.latest import Latest
 from schemas.orders import OrderSnapshot
 
 DEFAULT_FINISHED_SIZE = 20_000
 
 
-class Watch:
-    """One request waiting on one order: the newest snapshot seen since it was opened."""
-
-    def __init__(self, uid: uuid.UUID) -> None:
-        self.uid = uid
-        self.latest: OrderSnapshot | None = None
-        self._changed = asyncio.Event()
-
-    def offer(self, snapshot: OrderSnapshot) -> None:
-        if self.latest is None or snapshot.version > self.latest.version:
-            self.latest = snapshot
-            self._changed.set()
-
-    async def next(self, after_version: int, timeout_s: float) -> OrderSnapshot | None:
-        """The newest snapshot past ``after_version``; None if none comes within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while self.latest is None or self.latest.version <= after_version:
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return None
-        return self.latest
+#: One request waiting on one order: the newest OrderSnapshot offered since it was opened.
+Watch = Latest[OrderSnapshot]
 
 
 class OrderView:

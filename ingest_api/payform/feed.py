@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import BaseModel, Field
 
 from domain.orders import Direction, OrderStatus
+from ingest_api.latest import Latest
 from ingest_api.order_view import OrderView
 from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.orders import OrderSnapshot
@@ -79,32 +80,8 @@ def newest(*updates: PayerUpdate | None) -> PayerUpdate | None:
     return max(found, key=lambda u: u.version) if found else None
 
 
-class Subscription:
-    """One page watching one order: the newest update it has not consumed yet."""
-
-    def __init__(self, uid: uuid.UUID) -> None:
-        self.uid = uid
-        self.latest: PayerUpdate | None = None
-        self._changed = asyncio.Event()
-
-    def offer(self, update: PayerUpdate) -> None:
-        if self.latest is None or update.version > self.latest.version:
-            self.latest = update
-            self._changed.set()
-
-    async def next(self, after_version: int, timeout_s: float) -> PayerUpdate | None:
-        """The newest update past ``after_version``; None if none comes within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while self.latest is None or self.latest.version <= after_version:
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                return None
-        return self.latest
+#: One page watching one order: the newest PayerUpdate offered since it was opened.
+Subscription = Latest[PayerUpdate]
 
 
 class FeedFullError(Exception):
