@@ -17,10 +17,15 @@ be re-published after a fix (``python -m stream_agents.dead_letters``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import PartitionsMismatch
 from faust.streams import current_event
 
 from schemas.envelope import Envelope, Message
@@ -35,11 +40,59 @@ log = logging.getLogger(__name__)
 #: Handles one decoded message; returns what to send. It may read and write tables.
 Handler = Callable[[Envelope, Message], list[Out]]
 
+#: Handler failures that are the broker's, not the message's: a table write that meets a
+#: metadata gap while a broker is away (Faust compares the source topic's partition count
+#: with its changelog's from the consumer's metadata, and a partial view makes them differ
+#: for a moment), or the broker itself refusing. The message is not poison: run it again.
+TRANSIENT_HANDLER_ERRORS: Final = (PartitionsMismatch, KafkaError)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRetry:
+    """How long a transient handler failure is retried before the message is parked:
+    ``attempts`` runs in all, waiting ``first_s`` then twice as long each time (``max_s``
+    at most): about 25 s with the defaults, longer than a broker's leader election."""
+
+    attempts: int = 8
+    first_s: float = 0.2
+    max_s: float = 5.0
+
+
+async def run_handler(
+    handler: Handler, env: Envelope, message: Message, retry: HandlerRetry
+) -> list[Out]:
+    """``handler(env, message)``, run again after a transient failure (see
+    :data:`TRANSIENT_HANDLER_ERRORS`); the last failure, or any other, propagates.
+
+    Running a handler again is safe: each one is idempotent under redelivery (a repeated
+    message changes nothing and re-sends the same outputs), and a table write that failed
+    stored nothing."""
+    delay = retry.first_s
+    for attempt in range(1, retry.attempts):
+        try:
+            return handler(env, message)
+        except TRANSIENT_HANDLER_ERRORS as exc:
+            log.warning(
+                "%s %s: %s, running it again in %.1f s (attempt %d of %d)",
+                env.type,
+                env.message_id,
+                type(exc).__name__,
+                delay,
+                attempt,
+                retry.attempts,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, retry.max_s)
+    return handler(env, message)  # the last attempt: its failure propagates
+
 
 class Bus:
     """The app's topics by catalogue name, and the send/receive plumbing around handlers."""
 
-    def __init__(self, app: faust.App, settings: AgentSettings) -> None:
+    def __init__(
+        self, app: faust.App, settings: AgentSettings, retry: HandlerRetry | None = None
+    ) -> None:
+        self.retry = retry or HandlerRetry()
         #: The agents' consumer group (Faust's app id), named in their dead letters.
         self.consumer_group = str(app.conf.id)
         self.topics: dict[str, faust.TopicT] = {
@@ -121,7 +174,7 @@ class Bus:
                 await self.dead_letter(source, raw, f"unexpected type {env.type}")
                 continue
             try:
-                outputs = handler(env, message)
+                outputs = await run_handler(handler, env, message, self.retry)
             except Exception as exc:  # a bug or corrupt state: park the message, keep going
                 log.exception("%s: handler failed on %s %s", source, env.type, env.message_id)
                 await self.dead_letter(source, raw, f"handler failed: {type(exc).__name__}")
