@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -12,30 +15,45 @@ from stream_agents.topology import TopologyError, ensure_topics
 pytestmark = pytest.mark.integration
 
 
+#: How long a topic just created may take to show in the broker's answers (a busy machine).
+SETTLE_S = 20.0
+
+
 async def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's configuration, once the broker describes every one of them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    deadline = time.monotonic() + SETTLE_S
     try:
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-        )
+        while True:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+            )
+            configs: dict[str, dict[str, str]] = {}
+            for response in responses:
+                for _code, _msg, _type, name, entries in response.resources:
+                    configs[name] = {entry[0]: entry[1] for entry in entries}
+            if all(configs.get(name) for name in names) or time.monotonic() > deadline:
+                return configs
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    configs: dict[str, dict[str, str]] = {}
-    for response in responses:
-        for _code, _msg, _type, name, entries in response.resources:
-            configs[name] = {entry[0]: entry[1] for entry in entries}
-    return configs
 
 
 async def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+    """Each topic's partition count, once the broker lists every one of them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    deadline = time.monotonic() + SETTLE_S
     try:
-        described = await admin.describe_topics(names)
+        while True:
+            described = await admin.describe_topics(names)
+            counts = {t["topic"]: len(t["partitions"]) for t in described}
+            if all(counts.get(name) for name in names) or time.monotonic() > deadline:
+                return counts
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    return {t["topic"]: len(t["partitions"]) for t in described}
 
 
 async def test_ensure_topics_creates_the_topology_once(kafka_bootstrap: str, unique_name: str):
@@ -72,6 +90,9 @@ async def test_a_topic_created_with_other_partitions_is_refused(
         await admin.create_topics([wrong])
     finally:
         await admin.close()
+    # It exists (as far as the broker's metadata says) before the topology is applied.
+    counts = await partition_counts(kafka_bootstrap, [wrong.name])
+    assert counts == {wrong.name: CONFIG_CARDS.partitions + 2}
 
     with pytest.raises(TopologyError, match=rf"{prefix}config-cards has \d+ partition"):
         await ensure_topics(kafka_bootstrap, prefix=prefix)
