@@ -16,10 +16,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from domain.ids import order_uid
 from ingest_api.signing import signed_headers
 from schemas.topics import ORDER_COMMANDS
-from tests.fixtures.system import CURRENCY, PARTNER, PAYER_PAN, System
+from tests.fixtures.system import CURRENCY, PARTNER, PAYER_PAN, System, refusal, uid_of
 
 pytestmark = pytest.mark.integration
 
@@ -51,19 +50,6 @@ async def create(s: System, **fields: Any) -> httpx.Response:
 def order_count(s: System) -> int:
     [(count,)] = s.sql("SELECT COUNT(*) FROM orders")
     return int(count)
-
-
-def uid_of(s: System, partner_order_id: str) -> str:
-    assert s.services is not None
-    secret = s.services.settings.order_id_secret.get_secret_value().encode()
-    return order_uid(secret, PARTNER, partner_order_id)
-
-
-def refusal(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    error: dict[str, Any] = answer.json()["error"]
-    assert error["code"] == code, answer.text
-    return error
 
 
 async def command_keys(s: System, until_key: str, timeout_s: float = 20.0) -> set[str]:

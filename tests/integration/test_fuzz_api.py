@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 
 from db.repositories import sessions as sessions_repo
 from ingest_api.client import KeeperAuth
-from tests.fixtures.fuzz_pipeline import AUTH_CODES
+from tests.fixtures.fuzz_pipeline import AUTH_CODES, error_code
 from tests.fixtures.system import CURRENCY, PARTNER, System
 
 FULL = os.environ.get("KEEPER_FAULT_SCALE", "ci") == "full"
@@ -137,16 +137,6 @@ def describe(request: dict[str, Any], answer: httpx.Response) -> str:
 
 def is_json(answer: httpx.Response) -> bool:
     return answer.headers.get("content-type", "").startswith("application/json")
-
-
-def error_code(answer: httpx.Response) -> str | None:
-    try:
-        document = answer.json()
-    except ValueError:
-        return None
-    error = document.get("error") if isinstance(document, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) and code else None
 
 
 def expect_error_code(_: Any, answer: httpx.Response) -> None:

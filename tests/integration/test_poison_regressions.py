@@ -14,14 +14,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
-import httpx
 import pytest
 
-from domain.ids import order_uid
 from tests.fixtures.fuzz_pipeline import halted_parts, running_parts
-from tests.fixtures.system import CURRENCY, PARTNER, System
+from tests.fixtures.system import CURRENCY, System, refusal, uid_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,19 +35,6 @@ def create_body(partner_order_id: str, amount_minor: int) -> bytes:
         "partner_order_id": partner_order_id,
     }
     return json.dumps(document).encode()
-
-
-def uid_of(s: System, partner_order_id: str) -> str:
-    assert s.services is not None
-    secret = s.services.settings.order_id_secret.get_secret_value().encode()
-    return order_uid(secret, PARTNER, partner_order_id)
-
-
-def refused(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    error: dict[str, Any] = answer.json()["error"]
-    assert error["code"] == code, answer.text
-    return error
 
 
 @pytest.fixture
@@ -96,7 +80,7 @@ async def test_a_nul_in_partner_order_id_is_refused_then_orders_still_flow(whole
 
     answer = await s.partner.post("/v1/orders", content=create_body(POISON, 10_000), headers=JSON)
 
-    error = refused(answer, 422, "invalid_text")
+    error = refusal(answer, 422, "invalid_text")
     assert [detail["field"] for detail in error["details"]] == ["partner_order_id"]
     uid = await normal_order_flows(s, 10_001)
     # The refused create left nothing behind, now that a later order has been projected.
@@ -127,7 +111,7 @@ async def test_every_spelling_of_a_nul_is_refused(
 
     answer = await s.partner.post("/v1/orders", content=body, headers=JSON)
 
-    refused(answer, status, code)
+    refusal(answer, status, code)
     await normal_order_flows(s, 10_002)
     [(after,)] = s.sql("SELECT COUNT(*) FROM orders")
     assert after == before + 1  # only the normal order
@@ -154,7 +138,7 @@ async def test_a_nul_in_a_decision_reason_is_refused_and_the_order_is_still_deci
         f"/v1/operator/orders/{uid}/decision", content=poisoned, headers=headers
     )
 
-    error = refused(answer, 422, "invalid_text")
+    error = refusal(answer, 422, "invalid_text")
     assert [detail["field"] for detail in error["details"]] == ["reason"]
     [row] = s.sql("SELECT status, decided_by FROM orders WHERE uid = :u", u=uid)
     assert (row.status, row.decided_by) == ("processing", None)
