@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from schemas import cards as wc
-from stream_agents.pool_agent import Entry, handle_request
+from stream_agents.desk.pool import Entry, handle_request
 
 NOW = 1_800_000_000_000
 

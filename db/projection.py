@@ -9,7 +9,8 @@ effects without Kafka transactions:
   NOTHING``; ``seq`` is the snapshot's version.
 * ``orders``: a versioned upsert from the snapshot the event carries; a row only moves forward
   (``orders.version < excluded.version``). Columns that only one event carries (the callback
-  URL of ``order.opened``, the sealed payer card of ``order.payment_confirmed``, stored as
+  URL of an order's first event, ``order.created`` or ``order.declined`` (``order.opened``
+  before ADR 0005), the sealed payer card of ``order.payment_confirmed``, stored as
   sealed in ``payer_card_encrypted``) are filled in whenever they are still empty, so an
   out-of-order delivery cannot lose them.
 * ``ledger_postings``: one row per leg, ``ON CONFLICT DO NOTHING`` on ``(order_uid, kind,
@@ -199,7 +200,11 @@ def order_row(event: OrderEventMessage) -> Row:
         "decline_reason": s.decline_reason.value if s.decline_reason else None,
         "decided_by": s.decided_by,
         "decision_reason": s.decision_reason,
-        "callback_url": event.callback_url if isinstance(event, OrderOpened) else None,
+        "callback_url": (
+            event.callback_url
+            if isinstance(event, OrderOpened | OrderCreated | OrderDeclined)
+            else None
+        ),
         "payer_card_encrypted": (
             event.payer_card_ciphertext if isinstance(event, PaymentConfirmed) else None
         ),

@@ -72,7 +72,7 @@ async def ask(
                 known, judgement = fresher, judge(fresher.to_order() if fresher else None, core)
         if not isinstance(judgement, Awaiting):
             return Outcome(judgement, known)
-        await bus.send(command, occurred_at=at)
+        await bus.send(to_desk(command, known), occurred_at=at)
         return await follow(watch, core, known, timeout_s)
 
 
@@ -90,6 +90,15 @@ async def follow(
         if not isinstance(judgement, Awaiting):
             return Outcome(judgement, later)
         known = later
+
+
+def to_desk(command: OrderCommand, known: OrderSnapshot | None) -> OrderCommand:
+    """``command`` addressed to the desk that owns the order (ADR 0005), as its newest
+    snapshot names it. An opening names its desk itself; an order recorded before desks
+    existed names none, and its command goes by uid as it did then."""
+    if command.desk is not None or known is None or known.desk is None:
+        return command
+    return command.model_copy(update={"desk": known.desk})
 
 
 def may_move(known: OrderSnapshot | None) -> bool:

@@ -30,13 +30,11 @@ from domain.consumer_lag import GroupSample, GroupVerdict, LagPolicy, Partition,
 from schemas.topics import (
     CARD_ALERTS,
     CARD_MOVEMENTS,
-    CARD_POOL,
     CARD_TURNOVER,
     CONFIG_CARDS,
     LEDGER_EVENTS,
     ORDER_COMMANDS,
     ORDER_EVENTS,
-    PARTNER_LEDGER,
 )
 
 log = logging.getLogger(__name__)
@@ -105,8 +103,6 @@ def pipeline_groups(prefix: str, agents_group: str) -> tuple[WatchedGroup, ...]:
             topics(
                 ORDER_COMMANDS.name,
                 ORDER_EVENTS.name,
-                PARTNER_LEDGER.name,
-                CARD_POOL.name,
                 CONFIG_CARDS.name,
                 CARD_MOVEMENTS.name,
             ),

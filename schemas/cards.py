@@ -1,4 +1,4 @@
-"""Card assignment on ``card-pool`` (key: pool id) and card/partner configuration.
+"""Card assignment within a pool's desk, automatic holidays, and card/partner configuration.
 
 Configuration messages go to compacted topics keyed by entity id: the newest message per key
 is the entity's current configuration, so an agent that starts fresh reads the whole topic.
@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import Field, StrictInt
 
 from domain.cards import CardStatus
+from schemas.desks import pool_desk
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
 from schemas.orders import EpochMs, FeeBp, MaskedPan, PartnerId, PoolId
 from schemas.registry import register
@@ -60,7 +61,7 @@ class ReleaseCard(Message):
 class PauseCard(Message):
     """Stop handing out ``card_id`` until ``until_ms`` (an automatic holiday of the monitor).
 
-    The pool agent keeps the latest end per card; a later card configuration (an admin's
+    The pool's desk keeps the latest end per card; a later card configuration (an admin's
     edit, which carries the holiday PostgreSQL holds) takes precedence over it.
     """
 
@@ -72,7 +73,7 @@ class PauseCard(Message):
     reason: str = Field(min_length=1, max_length=64)
 
     def message_key(self) -> str:
-        return self.pool_id
+        return pool_desk(self.pool_id)  # to the pool's desk, on ``order-commands``
 
 
 @register

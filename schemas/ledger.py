@@ -1,8 +1,8 @@
-"""Balance operations on ``partner-ledger`` and the postings they produce on ``ledger-events``.
+"""Balance operations within a desk and the postings they produce on ``ledger-events``.
 
-Both are keyed by partner id: one partner's money is changed by one agent, one operation at a
-time. Every operation names the order it belongs to; the partner agent applies each
-(order, kind) once, so a redelivered message is a no-op.
+A partner's money is changed at one desk, one operation at a time (ADR 0005); postings are
+keyed by partner id. Every operation names the order it belongs to; the desk applies each
+(order, kind) once, so a redelivered command is a no-op.
 """
 
 from __future__ import annotations

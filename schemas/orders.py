@@ -19,6 +19,7 @@ from typing import Annotated
 from pydantic import Field, StrictBool, StrictInt
 
 from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, Order, OrderStatus
+from schemas.desks import DeskKey
 from schemas.envelope import AmountMinor, Currency, Message, NonNegativeMinor
 from schemas.registry import register
 
@@ -49,9 +50,18 @@ class _OrderMessage(Message):
 
 
 class _Command(_OrderMessage):
+    """A command about one order, keyed by the order's desk (:mod:`schemas.desks`).
+
+    ``desk`` is absent only in commands logged before ADR 0005 (keyed by uid then).
+    """
+
     #: Ignored. Until ADR 0003 the agent answered such commands on ``order-replies``; the
     #: field stays so that commands already in the log still decode.
     reply: StrictBool = False
+    desk: DeskKey | None = None
+
+    def message_key(self) -> str:
+        return self.desk or str(self.uid)
 
 
 @register
@@ -169,6 +179,8 @@ class OrderSnapshot(Message):
     decided_by: str | None = None
     decision_id: str | None = None
     decision_reason: str | None = None
+    #: The desk that owns the order (:mod:`schemas.desks`); None before ADR 0005.
+    desk: DeskKey | None = None
 
     def message_key(self) -> str:
         return str(self.uid)
@@ -196,14 +208,24 @@ class OrderOpened(_OrderEvent):
 
 @register
 class OrderCreated(_OrderEvent):
-    """Resources are reserved (card assigned / funds held); the payer may act."""
+    """Resources are reserved (card assigned / funds held); the payer may act.
+
+    The first event of an order since ADR 0005 (the desk opens and reserves in one step, so
+    ``order.opened`` is no longer published): it carries the order's callback URL.
+    """
 
     TYPE = "order.created"
+
+    callback_url: str | None = None
 
 
 @register
 class OrderDeclined(_OrderEvent):
+    """Resources could not be reserved; like ``order.created``, a first event."""
+
     TYPE = "order.declined"
+
+    callback_url: str | None = None
 
 
 @register

@@ -1,8 +1,8 @@
 """Kafka topics of the pipeline: one place for names, keys, partitioning and retention.
 
-Keys decide ordering: everything about one order shares a partition of ``order-commands``
-and ``order-events`` (key: uid), everything about one partner's money shares a partition of
-``partner-ledger`` (key: partner id), card assignment is serialised per pool (key: pool id).
+Keys decide ordering: every command about the orders of one desk (a card pool, with the
+partners working there: ADR 0005) shares a partition of ``order-commands`` (key: desk), and
+everything that happened to one order shares a partition of ``order-events`` (key: uid).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class TopicSpec:
         return cfg
 
 
-ORDER_COMMANDS = TopicSpec("order-commands", key="uid", doc="commands to the order agent")
+ORDER_COMMANDS = TopicSpec("order-commands", key="desk", doc="commands to the order's desk")
 ORDER_EVENTS = TopicSpec(
     "order-events",
     key="uid",
@@ -42,7 +42,6 @@ ORDER_EVENTS = TopicSpec(
     extra={"retention.ms": "-1"},
     doc="what happened to orders; everything downstream reads it",
 )
-PARTNER_LEDGER = TopicSpec("partner-ledger", key="partner_id", doc="balance operations")
 LEDGER_EVENTS = TopicSpec(
     "ledger-events",
     key="partner_id",
@@ -50,7 +49,6 @@ LEDGER_EVENTS = TopicSpec(
     extra={"retention.ms": "-1"},
     doc="balanced postings and the balance after each",
 )
-CARD_POOL = TopicSpec("card-pool", key="pool_id", doc="card assignment requests")
 CONFIG_PARTNERS = TopicSpec(
     "config-partners", key="partner_id", cleanup=Cleanup.COMPACT, partitions=1, doc="partners"
 )
@@ -74,9 +72,7 @@ DEAD_LETTERS = TopicSpec("dead-letters", key="source", partitions=1, doc="undeco
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDER_COMMANDS,
     ORDER_EVENTS,
-    PARTNER_LEDGER,
     LEDGER_EVENTS,
-    CARD_POOL,
     CONFIG_PARTNERS,
     CONFIG_CARDS,
     CARD_MOVEMENTS,

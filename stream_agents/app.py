@@ -1,4 +1,5 @@
-"""Keeper's stream agents as one Faust app: order, card pool, partner ledger, card monitor.
+"""Keeper's stream agents as one Faust app: the desk (orders, cards, balances) and the card
+monitor.
 
 ``create_app(settings)`` builds an app without touching the network, so tests can build
 several (each with its own id and topic prefix) and the CLI can use the module-level
@@ -16,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 import faust
 
-from stream_agents import card_monitor, order_agent, partner_agent, pool_agent
+from stream_agents import card_monitor
 from stream_agents.bus import Bus
-from stream_agents.order_agent import epoch_ms_now
+from stream_agents.desk import agent as desk
 from stream_agents.settings import AgentSettings
 from stream_agents.topology import ensure_topics
+from stream_agents.wire import epoch_ms_now
 
 
 def create_app(settings: AgentSettings | None = None) -> faust.App:
@@ -38,14 +40,13 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         consumer_metadata_max_age_ms=settings.metadata_max_age_ms,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        producer_linger=settings.producer_linger_ms / 1000,
         key_serializer="raw",
         value_serializer="raw",
     )
     bus = Bus(app, settings)
-    order_agent.install(app, bus, settings)
-    pool_agent.install(app, bus, epoch_ms_now, ZoneInfo(settings.card_time_zone))
-    partner_agent.install(app, bus, epoch_ms_now)
-    card_monitor.install(app, bus, settings, epoch_ms_now)  # reads the pool agent's cards
+    desk.install(app, bus, settings, ZoneInfo(settings.card_time_zone))
+    card_monitor.install(app, bus, settings, epoch_ms_now)  # reads the desk's cards
     return app
 
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import faust
 from aiokafka.errors import KafkaError
@@ -36,6 +36,8 @@ from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Handles one decoded message; returns what to send. It may read and write tables.
 Handler = Callable[[Envelope, Message], list[Out]]
@@ -67,15 +69,22 @@ async def run_handler(
     Running a handler again is safe: each one is idempotent under redelivery (a repeated
     message changes nothing and re-sends the same outputs), and a table write that failed
     stored nothing."""
+    return await retry_transient(
+        lambda: handler(env, message), retry, f"{env.type} {env.message_id}"
+    )
+
+
+async def retry_transient(run: Callable[[], T], retry: HandlerRetry, what: str) -> T:
+    """``run()``, again after a transient failure (:data:`TRANSIENT_HANDLER_ERRORS`), waiting
+    longer each time; the last failure, or any other, propagates."""
     delay = retry.first_s
     for attempt in range(1, retry.attempts):
         try:
-            return handler(env, message)
+            return run()
         except TRANSIENT_HANDLER_ERRORS as exc:
             log.warning(
-                "%s %s: %s, running it again in %.1f s (attempt %d of %d)",
-                env.type,
-                env.message_id,
+                "%s: %s, running it again in %.1f s (attempt %d of %d)",
+                what,
                 type(exc).__name__,
                 delay,
                 attempt,
@@ -83,7 +92,7 @@ async def run_handler(
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, retry.max_s)
-    return handler(env, message)  # the last attempt: its failure propagates
+    return run()  # the last attempt: its failure propagates
 
 
 class Bus:

@@ -10,7 +10,7 @@ Two agents (docs/card-monitoring.md, docs/decisions/0002-turnover-windows.md):
   the pure :func:`domain.turnover.add_movement`, and publishes every changed window
   (``card.turnover_updated`` on ``card-turnover``), every limit share newly reached
   (``card.alert`` on ``card-alerts``) and every holiday a rule starts (``card.pause`` on
-  ``card-pool`` for the pool agent, plus a ``holiday_started`` alert).
+  ``order-commands`` for the pool's desk, plus a ``holiday_started`` alert).
 
 At least once: a redelivered movement counts nowhere; it re-publishes the current state of
 its windows and the alerts and holidays already decided for them, with the same ids, so a
@@ -54,9 +54,9 @@ from schemas import cards as wc
 from schemas import orders as w
 from schemas import turnover as wt
 from schemas.envelope import Envelope, Message
-from schemas.topics import CARD_ALERTS, CARD_MOVEMENTS, CARD_POOL, CARD_TURNOVER, ORDER_EVENTS
+from schemas.topics import CARD_ALERTS, CARD_MOVEMENTS, CARD_TURNOVER, ORDER_COMMANDS, ORDER_EVENTS
 from stream_agents.bus import Bus
-from stream_agents.pool_agent import card_from_config
+from stream_agents.desk.pool import card_from_config
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out, epoch_ms, message_id
 
@@ -206,7 +206,7 @@ def _limit_alert(card: Card, crossing: Crossing, at_ms: int) -> Out:
 
 
 def holiday_outputs(card: Card, holiday: Holiday, at_ms: int) -> list[Out]:
-    """The pause for the pool agent and the alert for people, for one decided holiday."""
+    """The pause for the pool's desk and the alert for people, for one decided holiday."""
     ident = alert_id(
         card.card_id, wt.AlertKind.HOLIDAY_STARTED, holiday.reason, holiday.window_start_ms
     )
@@ -228,7 +228,7 @@ def holiday_outputs(card: Card, holiday: Holiday, at_ms: int) -> list[Out]:
         holiday_until_ms=holiday.until_ms,
     )
     return [
-        Out(CARD_POOL.name, pause, message_id(ident, pause.TYPE), at_ms),
+        Out(ORDER_COMMANDS.name, pause, message_id(ident, pause.TYPE), at_ms),
         Out(CARD_ALERTS.name, alert, ident, at_ms),
     ]
 
@@ -354,7 +354,7 @@ def _not_counted(
 
 
 def install(app: faust.App, bus: Bus, settings: AgentSettings, now_ms: Callable[[], int]) -> None:
-    """Declare the ``turnover`` table and the two agents; needs the pool agent's ``cards``."""
+    """Declare the ``turnover`` table and the two agents; needs the desk's ``cards``."""
     rules = MonitorRules.from_settings(settings)
     cards: Any = app.tables["cards"]
     turnover = app.Table("turnover", key_type=str, partitions=CARD_MOVEMENTS.partitions)

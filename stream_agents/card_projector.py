@@ -41,10 +41,10 @@ from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from schemas.turnover import CardAlerted, TurnoverUpdated
 from stream_agents.config_publisher import publish_configs
 from stream_agents.failures import ConsumerHaltedError
-from stream_agents.order_agent import epoch_ms_now
 from stream_agents.process import make_consumer, make_producer, run_process
 from stream_agents.projector import ProjectorSettings, projector_engine
 from stream_agents.quarantine import DeadLetters, Entry, Rejected, commit_offsets, settle
+from stream_agents.wire import epoch_ms_now
 
 log = logging.getLogger(__name__)
 

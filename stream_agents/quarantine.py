@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 
 from db.repositories.dead_letters import NewDeadLetter
 from schemas.registry import decode
-from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS
+from schemas.topics import ORDER_EVENTS
 from stream_agents import letter_headers as h
 from stream_agents.failures import ConsumerHaltedError, describe, is_fatal, is_transient
 from stream_agents.letter_headers import clean
@@ -47,8 +47,9 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 R = TypeVar("R")
 
-#: Topics keyed by order uid: a dead letter from one of them belongs to that order.
-ORDER_KEYED: Final = (ORDER_EVENTS.name, ORDER_COMMANDS.name)
+#: Topics keyed by order uid: a dead letter from one of them belongs to that order. (Commands
+#: are keyed by desk; their order is read from the payload.)
+ORDER_KEYED: Final = (ORDER_EVENTS.name,)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 

@@ -27,8 +27,17 @@ class AgentSettings(BaseSettings):
     topic_prefix: str = Field(
         "", validation_alias=AliasChoices("KEEPER_AGENTS_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
     )
-    #: How often the order agent looks for ``new`` orders past their deadline.
+    #: How often the desk looks for ``new`` orders past their deadline.
     expiry_interval_s: float = Field(1.0, gt=0)
+    #: How often the desk rebuilds its index of deadlines from its table in full (it is kept
+    #: up to date as orders change; the full pass catches partitions a rebalance brought).
+    deadline_rescan_s: float = Field(30.0, gt=0)
+    #: A desk batch: at most this many commands, gathered for at most ``desk_batch_within_s``
+    #: (the most a command waits for company; a full batch goes at once).
+    desk_batch_max: int = Field(500, ge=1, le=10_000)
+    desk_batch_within_s: float = Field(0.004, gt=0, le=1.0)
+    #: How long the agents' producer waits to fill a request (Kafka's ``linger.ms``).
+    producer_linger_ms: int = Field(2, ge=0, le=100)
     store: str = "memory://"
     datadir: Path = Path(".local/agents")
     web_enabled: bool = True

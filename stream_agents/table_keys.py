@@ -1,26 +1,36 @@
-"""The agents' table names and how their entries are keyed.
+"""The desk's table and how its entries are keyed.
 
-Shared by the agents that write the tables and the reconciliation that reads their changelogs
-(``<app id>-<table>-changelog``), so both agree without the reader importing Faust.
+Shared by the desk that writes the table and the reconciliation that reads its changelog
+(``<app id>-desk-changelog``), so both agree without the reader importing Faust.
+
+One table holds everything a desk owns (ADR 0005), so every write of one command goes to one
+changelog partition, in the order the desk writes them (:mod:`stream_agents.desk.step`):
+
+- per order: ``placement/<uid>`` (its card), ``op/<uid>`` (its ledger operations), then
+  ``order/<uid>`` (the order itself, written last);
+- shared by many orders: ``card/<pool>/<card>`` (a card's open orders and turnover) and
+  ``balance/<partner>`` (a partner's balances).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-#: The partner agent's table: balances and the operations applied per order.
-LEDGER_TABLE: Final = "ledger"
-BALANCE_PREFIX: Final = "balance/"
+DESK_TABLE: Final = "desk"
+
+ORDER_PREFIX: Final = "order/"
+PLACEMENT_PREFIX: Final = "placement/"
 OPERATIONS_PREFIX: Final = "op/"
-
-#: The pool agent's table: each card's open orders and turnover, and where each order went.
-POOL_TABLE: Final = "card-slots"
 CARD_PREFIX: Final = "card/"
-PLACEMENT_PREFIX: Final = "order/"
+BALANCE_PREFIX: Final = "balance/"
 
 
-def balance_key(partner_id: str) -> str:
-    return BALANCE_PREFIX + partner_id
+def order_key(uid: str) -> str:
+    return ORDER_PREFIX + uid
+
+
+def placement_key(uid: str) -> str:
+    return PLACEMENT_PREFIX + uid
 
 
 def operations_key(uid: str) -> str:
@@ -32,5 +42,21 @@ def card_key(pool_id: str, card_id: str) -> str:
     return f"{CARD_PREFIX}{pool_id}/{card_id}"
 
 
-def placement_key(uid: str) -> str:
-    return PLACEMENT_PREFIX + uid
+def balance_key(partner_id: str) -> str:
+    return BALANCE_PREFIX + partner_id
+
+
+def write_rank(key: str) -> int:
+    """When a key is written in a batch: an order's own facts (placement, operations) first,
+    then the entries many orders share (cards, balances), the order itself last.
+
+    A crash loses a suffix of the writes, and the commands are delivered again from the
+    batch's start. Whatever survived is then enough to repair the rest: a lost card or
+    balance write is rebuilt from the placement or operation before it, and an order lost
+    after them asks again and gets the same answer from them.
+    """
+    if key.startswith(ORDER_PREFIX):
+        return 2
+    if key.startswith((CARD_PREFIX, BALANCE_PREFIX)):
+        return 1
+    return 0

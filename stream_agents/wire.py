@@ -12,6 +12,7 @@ can drop it by id.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -46,9 +47,19 @@ def from_epoch_ms(ms: int) -> datetime:
     return _EPOCH + ms * _MS
 
 
+#: Where the parts of one desk step address each other (ADR 0005): the order, its pool's
+#: cards, the partner's ledger. An :class:`Out` to one of these is handled within the same
+#: step, never sent.
+TO_ORDER: Final = "desk/order"
+TO_POOL: Final = "desk/pool"
+TO_LEDGER: Final = "desk/ledger"
+WITHIN_DESK: Final = frozenset({TO_ORDER, TO_POOL, TO_LEDGER})
+
+
 @dataclass(frozen=True, slots=True)
 class Out:
-    """One message to send: the catalogue topic name (unprefixed) and the enveloped payload."""
+    """One message: to a catalogue topic (unprefixed name), or within the desk
+    (:data:`TO_ORDER`, :data:`TO_POOL`, :data:`TO_LEDGER`), and the enveloped payload."""
 
     topic: str
     message: Message
@@ -88,10 +99,10 @@ def order_from_dict(data: dict[str, Any]) -> Order:
     return Order(**values)
 
 
-def snapshot(order: Order) -> w.OrderSnapshot:
+def snapshot(order: Order, desk: str | None = None) -> w.OrderSnapshot:
     values = order_to_dict(order)
     values["uid"] = uuid.UUID(order.uid)
-    return w.OrderSnapshot(**values)
+    return w.OrderSnapshot(**values, desk=desk)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -187,15 +198,18 @@ EVENT_BY_STATUS: Final[MappingProxyType[OrderStatus, type[w._OrderEvent]]] = Map
 def wire_event(
     order: Order,
     *,
+    desk: str | None = None,
     pool_id: str | None = None,
     callback_url: str | None = None,
     payer_card_ciphertext: str | None = None,
 ) -> w._OrderEvent:
     """The event that brought ``order`` to its current status and version."""
     cls = EVENT_BY_STATUS[order.status]
-    order_snapshot = snapshot(order)
+    order_snapshot = snapshot(order, desk)
     if cls is w.OrderOpened:
         return w.OrderOpened(order=order_snapshot, pool_id=pool_id, callback_url=callback_url)
+    if cls is w.OrderCreated or cls is w.OrderDeclined:
+        return cls(order=order_snapshot, callback_url=callback_url)
     if cls is w.PaymentConfirmed:
         return w.PaymentConfirmed(order=order_snapshot, payer_card_ciphertext=payer_card_ciphertext)
     return cls(order=order_snapshot)
@@ -204,3 +218,8 @@ def wire_event(
 def event_matches(order: Order, event: domain.Event) -> bool:
     """True if ``event`` is the one :func:`wire_event` rebuilds for ``order`` (a sanity check)."""
     return event.version == order.version and STATUS_AFTER[type(event)] is order.status
+
+
+def epoch_ms_now() -> int:
+    """The wall clock as epoch milliseconds: only for timers, never for a decision."""
+    return time.time_ns() // 1_000_000

@@ -41,6 +41,7 @@ from ingest_api.orders_common import (
 )
 from ingest_api.outcomes import Outcome, refusal
 from ingest_api.views import from_row, links
+from schemas.desks import partner_desk
 from schemas.orders import CancelOrder, OpenOrder
 from stream_agents.wire import epoch_ms, to_command
 
@@ -81,6 +82,7 @@ async def create_order(
         fee_bp=terms.deposit_fee_bp if deposit else terms.withdrawal_fee_bp,
         pool_id=terms.pool_id if deposit else None,
         callback_url=str(body.callback_url) if body.callback_url else None,
+        desk=partner_desk(partner.partner_id, terms.pool_id),
     )
     outcome = await services.ask(command, timeout_s=services.settings.create_wait_s)
     if outcome.judgement is None:  # no event in time: an old order, refused as a conflict?

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from schemas.envelope import Envelope
 from schemas.registry import SchemaError, decode_envelope
 from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
-from stream_agents.table_keys import BALANCE_PREFIX, LEDGER_TABLE
+from stream_agents.table_keys import BALANCE_PREFIX, DESK_TABLE, ORDER_PREFIX
 from stream_agents.topology import topic_partitions
 
 #: How long one empty poll may take before a partition counts as read to its end.
@@ -55,8 +55,9 @@ class LoggedPosting:
 class KafkaState:
     """The agents' orders and balances and the two event logs."""
 
+    #: The desk's orders: uid → the order's entry.
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The partner agent's balances: partner id → currency → the balance entry.
+    #: The desk's balances: partner id → currency → the balance entry.
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[LoggedEvent] = field(default_factory=list)
     postings: list[LoggedPosting] = field(default_factory=list)
@@ -114,6 +115,13 @@ async def read_table(
     return table
 
 
+def entries(table: dict[str, dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
+    """The entries of one kind (``prefix``), by the rest of their key (a uid, a partner)."""
+    return {
+        key.removeprefix(prefix): entry for key, entry in table.items() if key.startswith(prefix)
+    }
+
+
 def _envelope(raw: bytes | None) -> Envelope | None:
     if raw is None:
         return None
@@ -166,13 +174,9 @@ async def read_postings(
 async def read_kafka_state(bootstrap: str, app_id: str, topic_prefix: str = "") -> KafkaState:
     state = KafkaState()
     bad = state.unreadable
-    state.orders = await read_table(bootstrap, changelog_topic(app_id, "orders"), bad)
-    ledger = await read_table(bootstrap, changelog_topic(app_id, LEDGER_TABLE), bad)
-    state.balances = {
-        key.removeprefix(BALANCE_PREFIX): entry
-        for key, entry in ledger.items()
-        if key.startswith(BALANCE_PREFIX)
-    }
+    desk = await read_table(bootstrap, changelog_topic(app_id, DESK_TABLE), bad)
+    state.orders = entries(desk, ORDER_PREFIX)
+    state.balances = entries(desk, BALANCE_PREFIX)
     state.events = await read_order_events(bootstrap, topic_prefix + ORDER_EVENTS.name, bad)
     state.postings = await read_postings(bootstrap, topic_prefix + LEDGER_EVENTS.name, bad)
     return state

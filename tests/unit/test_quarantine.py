@@ -341,7 +341,9 @@ def test_a_parked_callback_is_not_a_dead_letter_row() -> None:
 
 def test_the_order_of_a_record_comes_from_its_key_or_its_payload() -> None:
     event = encode(orders.OrderCancelled(order=_snapshot()))
-    assert order_uid_of("p.order-commands", str(UID).encode(), None) == UID
+    assert order_uid_of("p.order-events", str(UID).encode(), None) == UID
+    cancel = encode(orders.CancelOrder(uid=UID, partner_id="acme", desk="pool:main"))
+    assert order_uid_of("p.order-commands", b"pool:main", cancel) == UID  # keyed by desk
     assert order_uid_of("p.ledger-events", b"acme", event) == UID
     assert order_uid_of("p.card-turnover", b"card", b"garbage") is None
 

@@ -19,10 +19,10 @@ from schemas.envelope import Envelope, Message
 from schemas.registry import envelope
 from stream_agents.app import create_app
 from stream_agents.bus import Bus
-from stream_agents.order_agent import Step, handle
-from stream_agents.order_outputs import OrderEntry
+from stream_agents.desk.orders import Step, handle
+from stream_agents.desk.outputs import OrderEntry
 from stream_agents.settings import AgentSettings
-from stream_agents.wire import OrderCommand, Out, from_epoch_ms
+from stream_agents.wire import OrderCommand, Out, epoch_ms, from_epoch_ms
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
 UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")
@@ -83,7 +83,7 @@ class OrderDriver:
         return self.deliver(env(message, at_ms, **kwargs), message)
 
     def deliver(self, envelope_: Envelope, message: OrderCommand) -> Step:
-        step = handle(self.entry, envelope_, message)
+        step = handle(self.entry, epoch_ms(envelope_.occurred_at), message)
         if step.changed and step.entry is not None:
             self.stored = json.loads(json.dumps(step.entry.to_json()))
         self.steps.append(step)

@@ -37,7 +37,7 @@ async def test_an_undecodable_command_is_parked_with_its_coordinates_and_raw_val
         parked.append({"topic": self.get_topic_name()} | fields)
 
     monkeypatch.setattr(Topic, "send", send)
-    async with app.agents["order-agent"].test_context() as agent:
+    async with app.agents["desk"].test_context() as agent:
         await agent.put(key=b"k-1", value=b"ok")  # offset 0: garbage too
         event = await agent.put(key=b"k-2", value=b"{not json\x00")
     letter = parked[-1]

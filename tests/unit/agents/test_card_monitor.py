@@ -21,11 +21,11 @@ from schemas import orders as w
 from schemas import turnover as wt
 from schemas.registry import encode
 from stream_agents.card_monitor import MonitorRules, Stored, handle_movement, movement_of
-from stream_agents.order_agent import epoch_ms_now
-from stream_agents.pool_agent import handle_pause
+from stream_agents.wire import epoch_ms_now
+from stream_agents.desk.pool import handle_pause
 from stream_agents.wire import Out, from_epoch_ms
 from tests.unit.agents.builders import CARD_MASKED, T0, capture_sends, env, faust_app
-from tests.unit.agents.test_pool_agent import Pool, config, release, request
+from tests.unit.agents.test_desk_pool import Pool, config, release, request
 
 RULES = MonitorRules(holidays=HolidayRules(on_daily_limit_ms=2 * HOUR_MS))
 
@@ -122,8 +122,8 @@ def test_limit_shares_raise_alerts_and_a_full_day_starts_a_holiday() -> None:
     ]
     outputs = monitor.feed(movement(amount=30_000, at_ms=T0 + 20))
     [pause] = [o for o in outputs if isinstance(o.message, wc.PauseCard)]
-    assert pause.topic == "card-pool"
-    assert pause.key == b"pool-1"
+    assert pause.topic == "order-commands"
+    assert pause.key == b"pool:pool-1"  # to the pool's desk
     assert pause.message.until_ms == T0 + 20 + 2 * HOUR_MS  # type: ignore[attr-defined]
     holiday = [o.message for o in outputs if getattr(o.message, "kind", None) == "holiday_started"]
     assert len(holiday) == 1

@@ -48,12 +48,13 @@ async def test_open_is_stored_and_published(app: faust.App, sent: list[Out]) -> 
         fee_bp=200,
         pool_id="pool-1",
     )
-    async with app.agents["order-agent"].test_context() as agent:
-        await agent.put(key=str(uid).encode(), value=encode(message))
-    orders: Any = app.tables["orders"]
-    entry = orders[str(uid)]
-    assert entry["status"] == "pending"
-    assert [out.message.TYPE for out in sent] == ["order.opened", "card.request"]
+    async with app.agents["desk"].test_context() as agent:
+        await agent.put(key=b"pool:pool-1", value=encode(message))
+    desk: Any = app.tables["desk"]
+    entry = desk[f"order/{uid}"]
+    assert entry["status"] == "declined"  # the pool has no cards
+    assert entry["decline_reason"] == "no_requisite"
+    assert [out.message.TYPE for out in sent] == ["order.declined"]
 
 
 async def test_undecodable_and_unexpected_messages_go_to_dead_letters(
@@ -68,7 +69,7 @@ async def test_undecodable_and_unexpected_messages_go_to_dead_letters(
     not_a_command = encode(
         wc.RequestCard(pool_id="pool-1", uid=uuid.uuid4(), amount_minor=100, currency="RUB")
     )
-    async with app.agents["order-agent"].test_context() as agent:
+    async with app.agents["desk"].test_context() as agent:
         await agent.put(key=b"k", value=b"{not json")
         await agent.put(key=b"k", value=not_a_command)
     assert [(source, reason.split(":")[0]) for source, _, reason in parked] == [
@@ -78,7 +79,9 @@ async def test_undecodable_and_unexpected_messages_go_to_dead_letters(
     assert sent == []
 
 
-async def test_the_pool_agent_uses_the_configured_cards(app: faust.App, sent: list[Out]) -> None:
+async def test_the_desk_opens_a_deposit_on_a_configured_card_in_one_step(
+    app: faust.App, sent: list[Out]
+) -> None:
     config = wc.CardConfigured(
         card_id="card-1",
         pool_id="pool-1",
@@ -94,15 +97,28 @@ async def test_the_pool_agent_uses_the_configured_cards(app: faust.App, sent: li
         max_order_minor=10**8,
         version=1,
     )
-    request = wc.RequestCard(pool_id="pool-1", uid=uuid.uuid4(), amount_minor=5_000, currency="RUB")
+    uid = uuid.uuid4()
+    opening = w.OpenOrder(
+        uid=uid,
+        partner_id="acme",
+        partner_order_id="inv-2",
+        direction=Direction.DEPOSIT,
+        amount_minor=5_000,
+        currency="RUB",
+        ttl_s=900,
+        fee_bp=200,
+        pool_id="pool-1",
+        desk="pool:pool-1",
+    )
     async with app.agents["card-config"].test_context() as feeder:
         await feeder.put(key=b"card-1", value=encode(config))
-    async with app.agents["pool-agent"].test_context() as pool:
-        await pool.put(key=b"pool-1", value=encode(request))
-    [answer] = [out.message for out in sent]
-    assert isinstance(answer, w.AssignCard)
-    assert (answer.uid, answer.card_id) == (request.uid, "card-1")
-    slots: Any = app.tables["card-slots"]
-    assert slots["card/pool-1/card-1"]["open"] == {
-        str(request.uid): [5_000, sent[0].occurred_at_ms]
-    }
+    async with app.agents["desk"].test_context() as desk_agent:
+        await desk_agent.put(key=b"pool:pool-1", value=encode(opening))
+    [created] = [out.message for out in sent]  # no order.opened: superseded in the step
+    assert isinstance(created, w.OrderCreated)
+    assert (created.order.uid, created.order.card_id, created.order.version) == (uid, "card-1", 2)
+    assert created.order.desk == "pool:pool-1"
+    desk: Any = app.tables["desk"]
+    assert desk[f"placement/{uid}"]["card_id"] == "card-1"
+    assert desk["card/pool-1/card-1"]["open"] == {str(uid): [5_000, sent[0].occurred_at_ms]}
+    assert desk[f"order/{uid}"]["status"] == "new"

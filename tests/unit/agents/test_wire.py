@@ -54,7 +54,8 @@ def test_snapshot_carries_every_order_field(status: OrderStatus) -> None:
     order = order_in(status)
     snap = snapshot(order)
     assert snap.uid == uuid.UUID(order.uid)
-    assert snap.model_dump(mode="json") == {**order_to_dict(order), "uid": order.uid}
+    assert snap.model_dump(mode="json") == {**order_to_dict(order), "uid": order.uid, "desk": None}
+    assert snapshot(order, "pool:p1").desk == "pool:p1"
 
 
 def test_wire_commands_become_core_commands_at_the_envelope_time() -> None:

@@ -1,7 +1,8 @@
-"""What the order agent publishes for an order as it stands: a pure function of the table entry.
+"""What an order publishes, and asks of the desk's other parts, as it stands: a pure function
+of its table entry.
 
 Outputs depend on the stored entry only (the order plus its routing facts), never on the
-command that led there. That is what makes a repeated command safe: the agent re-publishes
+command that led there. That is what makes a repeated command safe: the desk re-publishes
 the outputs of the current state and they come out identical, ids and bytes, to the first
 time, so whatever a crash between the table write and the sends lost is sent again and
 whatever was not lost is dropped downstream by id.
@@ -19,13 +20,17 @@ from schemas import cards as wc
 from schemas import ledger as wl
 from schemas import orders as w
 from schemas.envelope import Message
-from schemas.topics import (
-    CARD_POOL,
-    ORDER_COMMANDS,
-    ORDER_EVENTS,
-    PARTNER_LEDGER,
+from schemas.topics import ORDER_EVENTS
+from stream_agents.wire import (
+    TO_LEDGER,
+    TO_ORDER,
+    TO_POOL,
+    Out,
+    message_id,
+    order_from_dict,
+    order_to_dict,
+    wire_event,
 )
-from stream_agents.wire import Out, message_id, order_from_dict, order_to_dict, wire_event
 
 _S = OrderStatus
 
@@ -43,6 +48,7 @@ class OrderEntry:
     """
 
     order: Order
+    desk: str | None = None
     pool_id: str | None = None
     callback_url: str | None = None
     payer_card_ciphertext: str | None = None
@@ -50,6 +56,7 @@ class OrderEntry:
     def to_json(self) -> dict[str, Any]:
         return {
             **order_to_dict(self.order),
+            "desk": self.desk,
             "pool_id": self.pool_id,
             "callback_url": self.callback_url,
             "payer_card_ciphertext": self.payer_card_ciphertext,
@@ -59,6 +66,7 @@ class OrderEntry:
     def from_json(cls, data: dict[str, Any]) -> OrderEntry:
         return cls(
             order=order_from_dict(data),
+            desk=data.get("desk"),
             pool_id=data.get("pool_id"),
             callback_url=data.get("callback_url"),
             payer_card_ciphertext=data.get("payer_card_ciphertext"),
@@ -70,6 +78,7 @@ def state_outputs(entry: OrderEntry) -> list[Out]:
     order = entry.order
     event = wire_event(
         order,
+        desk=entry.desk,
         pool_id=entry.pool_id,
         callback_url=entry.callback_url,
         payer_card_ciphertext=entry.payer_card_ciphertext,
@@ -106,14 +115,14 @@ def _reserve(entry: OrderEntry) -> Out:
         return _ledger(order, PostingKind.HOLD)
     if entry.pool_id is None:
         decline = w.DeclineOrder(uid=uuid.UUID(order.uid), reason=DeclineReason.NO_REQUISITE)
-        return _out(ORDER_COMMANDS.name, decline, order, decline.TYPE, decline.reason)
+        return _out(TO_ORDER, decline, order, decline.TYPE, decline.reason)
     request = wc.RequestCard(
         pool_id=entry.pool_id,
         uid=uuid.UUID(order.uid),
         amount_minor=order.amount_minor,
         currency=order.currency,
     )
-    return _out(CARD_POOL.name, request, order)
+    return _out(TO_POOL, request, order)
 
 
 def _ledger(order: Order, kind: PostingKind) -> Out:
@@ -125,7 +134,7 @@ def _ledger(order: Order, kind: PostingKind) -> Out:
         amount_minor=order.amount_minor,
         fee_minor=order.fee_minor,
     )
-    return _out(PARTNER_LEDGER.name, op, order, op.TYPE, kind)
+    return _out(TO_LEDGER, op, order, op.TYPE, kind)
 
 
 def release_card(pool_id: str, order: Order, card_id: str, *, approved: bool) -> Out:
@@ -137,7 +146,7 @@ def release_card(pool_id: str, order: Order, card_id: str, *, approved: bool) ->
         amount_minor=order.amount_minor,
         approved=approved,
     )
-    return _out(CARD_POOL.name, release, order, release.TYPE, card_id)
+    return _out(TO_POOL, release, order, release.TYPE, card_id)
 
 
 def _out(topic: str, message: Message, order: Order, *id_parts: object) -> Out:

@@ -1,6 +1,6 @@
-"""The partner agent: partners' balances (``partner-ledger``, key partner id → table ``ledger``).
+"""The desk's ledger part: the balances of the partners working at the desk.
 
-The ``ledger`` table holds two kinds of entry, each small and of bounded size:
+It keeps two kinds of entry in the desk's table, each small and of bounded size:
 
 - ``balance/<partner>``: the partner's balance per currency, with a version that counts the
   operations applied to it;
@@ -8,26 +8,23 @@ The ``ledger`` table holds two kinds of entry, each small and of bounded size:
   after it and that balance's version (or the refusal of a hold, remembered so that its
   repeats are refused alike even if the balance has grown since).
 
-An operation writes the order's entry first and the balance second. Both go to the same
-changelog partition, in that order, and Faust flushes the changelog before it commits the
-source offset, so a crash can lose the balance write but never the entry before it; the
-operation is then delivered again, finds its entry, and rolls the balance forward from it
-(the entry says which version it made). Keeping every order's operations in one partner entry
-instead would make each write carry the partner's whole history, past Kafka's message size
-after a few thousand orders.
+An operation's entry is written before the balance (:mod:`stream_agents.desk.step` orders a
+batch's writes), both to the same changelog partition, and Faust flushes the changelog
+before it commits the source offset, so a crash can lose the balance write but never the
+entry before it; the operation is then delivered again, finds its entry, and rolls the
+balance forward from it (the entry says which version it made). Keeping every order's
+operations in one partner entry instead would make each write carry the partner's whole
+history, past Kafka's message size after a few thousand orders.
 
 A repeated operation re-publishes its ``ledger.posted`` (same id, same balance) and, for a
-hold, the answer to the order agent again.
+hold, the answer to the order part again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
-
-import faust
 
 from domain.errors import InsufficientFunds, InsufficientHeld
 from domain.ledger import (
@@ -45,11 +42,8 @@ from domain.ledger import (
 from domain.orders import DeclineReason
 from schemas import ledger as wl
 from schemas import orders as w
-from schemas.envelope import Envelope, Message
-from schemas.topics import LEDGER_EVENTS, ORDER_COMMANDS, PARTNER_LEDGER
-from stream_agents.bus import Bus
-from stream_agents.table_keys import LEDGER_TABLE, balance_key, operations_key
-from stream_agents.wire import Out, message_id
+from schemas.topics import LEDGER_EVENTS
+from stream_agents.wire import TO_ORDER, Out, message_id
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +163,7 @@ def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
     if record.get("declined"):
         reason = DeclineReason.INSUFFICIENT_FUNDS
         decline = w.DeclineOrder(uid=op.uid, reason=reason)
-        return [Out(ORDER_COMMANDS.name, decline, message_id(uid, decline.TYPE, reason), at_ms)]
+        return [Out(TO_ORDER, decline, message_id(uid, decline.TYPE, reason), at_ms)]
     posted = wl.LedgerPosted(
         partner_id=op.partner_id,
         uid=op.uid,
@@ -186,24 +180,5 @@ def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
     outputs = [Out(LEDGER_EVENTS.name, posted, message_id(uid, posted.TYPE, op.op), at_ms)]
     if op.op is _K.HOLD:
         held = w.MarkFundsHeld(uid=op.uid)
-        outputs.append(Out(ORDER_COMMANDS.name, held, message_id(uid, held.TYPE), at_ms))
+        outputs.append(Out(TO_ORDER, held, message_id(uid, held.TYPE), at_ms))
     return outputs
-
-
-def install(app: faust.App, bus: Bus, now_ms: Callable[[], int]) -> None:
-    """Declare the ``ledger`` table and the agent."""
-    ledger = app.Table(LEDGER_TABLE, key_type=str, partitions=PARTNER_LEDGER.partitions)
-
-    def on_op(env: Envelope, message: Message) -> list[Out]:
-        assert isinstance(message, wl.ApplyLedgerOp)
-        balances, operations = balance_key(message.partner_id), operations_key(str(message.uid))
-        step = handle(ledger.get(balances), ledger.get(operations), message, now_ms())
-        if step.operations is not None:  # first: a lost balance write is rolled forward from it
-            ledger[operations] = step.operations
-        if step.balances is not None:
-            ledger[balances] = step.balances
-        return step.outputs
-
-    @app.agent(bus.topic(PARTNER_LEDGER.name), name="partner-agent")
-    async def partner_agent(stream: faust.StreamT[bytes]) -> None:
-        await bus.consume(stream, PARTNER_LEDGER.name, (wl.ApplyLedgerOp,), on_op)

@@ -11,7 +11,7 @@ from domain.cards import CardStatus
 from domain.orders import DeclineReason
 from schemas import cards as wc
 from schemas import orders as w
-from stream_agents.pool_agent import (
+from stream_agents.desk.pool import (
     Entry,
     PoolStep,
     card_from_config,
@@ -99,7 +99,7 @@ def test_a_request_gets_a_card_and_a_repeat_gets_the_same_answer() -> None:
     first = pool.ask(req)
     assert isinstance(first.message, w.AssignCard)
     assert (first.message.card_id, first.message.card_masked) == ("card-1", CARD_MASKED)
-    assert first.topic == "order-commands"
+    assert first.topic == "desk/order"
     again = pool.ask(req, now_ms=T0 + 60_000)
     assert again.encode() == first.encode()
 

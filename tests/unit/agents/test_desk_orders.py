@@ -11,8 +11,8 @@ from domain.orders import DeclineReason, Direction, OrderStatus
 from schemas import cards as wc
 from schemas import ledger as wl
 from schemas import orders as w
-from stream_agents.order_agent import due_expiries
-from stream_agents.order_outputs import OrderEntry
+from stream_agents.desk.orders import Deadline, Step, deadline_of, due_expiries
+from stream_agents.desk.outputs import OrderEntry
 from tests.unit.agents.builders import (
     PAYER_CARD,
     T0,
@@ -29,6 +29,12 @@ from tests.unit.agents.builders import (
 S = OrderStatus
 
 
+def deadline_ms(step: Step) -> int | None:
+    """When the order of ``step`` expires, if it can (the desk's index keeps this)."""
+    deadline = deadline_of(step.entry) if step.entry is not None else None
+    return None if deadline is None else deadline.expires_at_ms
+
+
 @pytest.fixture
 def driver() -> OrderDriver:
     return OrderDriver()
@@ -39,12 +45,12 @@ def test_open_deposit_asks_the_pool(driver: OrderDriver) -> None:
     assert step.changed
     assert step.entry is not None
     assert step.entry.order.status is S.PENDING
-    assert types(step.outputs) == [("order-events", "order.opened"), ("card-pool", "card.request")]
+    assert types(step.outputs) == [("order-events", "order.opened"), ("desk/pool", "card.request")]
     [opened] = of_type(step.outputs, w.OrderOpened)
     assert (opened.pool_id, opened.callback_url) == ("pool-1", "https://partner.example/cb")
     [request] = of_type(step.outputs, wc.RequestCard)
     assert (request.pool_id, request.amount_minor, request.currency) == ("pool-1", 150_000, "RUB")
-    assert step.deadline_ms is None
+    assert deadline_ms(step) is None
 
 
 def test_leaving_pending_publishes_the_created_event(driver: OrderDriver) -> None:
@@ -54,7 +60,7 @@ def test_leaving_pending_publishes_the_created_event(driver: OrderDriver) -> Non
     [created] = of_type(step.outputs, w.OrderCreated)
     assert (created.order.status, created.order.version) == (S.NEW, 2)
     assert created.order.card_id == "card-1"
-    assert step.deadline_ms == T0 + 900_000
+    assert deadline_ms(step) == T0 + 900_000
 
 
 def test_a_repeated_command_republishes_identical_outputs(driver: OrderDriver) -> None:
@@ -92,7 +98,7 @@ def test_a_deposit_without_a_pool_declines_itself(driver: OrderDriver) -> None:
     step = driver.send(open_order(pool_id=None))
     [decline] = of_type(step.outputs, w.DeclineOrder)
     assert decline.reason is DeclineReason.NO_REQUISITE
-    assert ("order-commands", "order.decline") in types(step.outputs)
+    assert ("desk/order", "order.decline") in types(step.outputs)
     step = driver.send(decline)
     [declined] = of_type(step.outputs, w.OrderDeclined)
     assert declined.order.status is S.DECLINED
@@ -114,7 +120,7 @@ def test_payment_confirmation_awaits_an_operator(driver: OrderDriver) -> None:
     step = driver.send(w.ConfirmPayment(uid=UID, payer_card_ciphertext="sealed"), at_ms=T0 + 1_000)
     assert types(step.outputs) == [("order-events", "order.payment_confirmed")]
     assert of_type(step.outputs, w.PaymentConfirmed)[0].payer_card_ciphertext == "sealed"
-    assert step.deadline_ms is None  # processing never expires
+    assert deadline_ms(step) is None  # processing never expires
     assert driver.entry is not None
     assert driver.entry.payer_card_ciphertext == "sealed"
 
@@ -156,14 +162,15 @@ def test_a_verdict_settles_money_and_frees_the_card(
 def test_expiry_frees_what_the_order_held(driver: OrderDriver, direction: Direction) -> None:
     driver.send(open_order(direction))
     step = driver.send(assign() if direction is Direction.DEPOSIT else w.MarkFundsHeld(uid=UID))
-    deadline = step.deadline_ms
+    deadline = deadline_ms(step)
     assert deadline is not None
-    [expire] = due_expiries([(str(UID), deadline)], deadline)
+    [expire] = due_expiries([(str(UID), Deadline(deadline, "pool:pool-1"))], deadline)
+    assert expire.key == b"pool:pool-1"  # to the order's desk
     assert isinstance(expire.message, w.ExpireOrder)
     step = driver.send(expire.message, at_ms=expire.occurred_at_ms)
     assert step.entry is not None
     assert step.entry.order.status is S.EXPIRED
-    assert step.deadline_ms is None
+    assert deadline_ms(step) is None
     if direction is Direction.DEPOSIT:
         assert [r.approved for r in of_type(step.outputs, wc.ReleaseCard)] == [False]
     else:
@@ -171,7 +178,10 @@ def test_expiry_frees_what_the_order_held(driver: OrderDriver, direction: Direct
 
 
 def test_due_expiries_are_dated_at_their_deadline_and_stable() -> None:
-    deadlines = [("a0000000-0000-4000-8000-000000000001", T0), (str(UID), T0 + 1)]
+    deadlines = [
+        ("a0000000-0000-4000-8000-000000000001", Deadline(T0, "pool:pool-1")),
+        (str(UID), Deadline(T0 + 1, "pool:pool-1")),
+    ]
     [due] = due_expiries(deadlines, T0)
     assert due.occurred_at_ms == T0
     assert due.message_id == due_expiries(deadlines, T0 + 5_000)[0].message_id

@@ -1,12 +1,12 @@
-"""The pool agent: which card takes a deposit (``card-pool``, key pool id → table ``card-slots``).
+"""The desk's pool part: which card of the pool takes a deposit.
 
-The ``card-slots`` table holds two kinds of entry, each small and of bounded size:
+It keeps two kinds of entry in the desk's table, each small and of bounded size:
 
 - ``card/<pool>/<card>``, the card's slot: the open orders it was given
   (``uid → [amount, at_ms]``), its finished turnover in the current day and month (calendar
   periods of the time zone ``tz``: the ``card_time_zone`` setting, UTC by default, shared
   with the card monitor), and the monitor's holiday if one applies;
-- ``order/<uid>``, the order's placement: the card it was given (and when), or that it was
+- ``placement/<uid>``, the order's placement: the card it was given (and when), or that it was
   declined, and once released whether it was approved. A late or repeated request never
   re-opens a closed order (which would occupy the card forever, or count its turnover twice),
   and a repeated request gets the same answer with the same id and time.
@@ -14,10 +14,10 @@ The ``card-slots`` table holds two kinds of entry, each small and of bounded siz
 Card configuration comes from the compacted ``config-cards`` topic into a global table, so
 every worker knows every card whichever pools it serves.
 
-Placing or releasing an order writes the placement first and the card's slot second. Both go
-to the same changelog partition, in that order, and Faust flushes the changelog before it
+Placements are written before card slots (:mod:`stream_agents.desk.step` orders a batch's
+writes), all to the same changelog partition, and Faust flushes the changelog before it
 commits the source offset, so a crash can lose the slot write but never the placement before
-it; the message is then delivered again and the slot is repaired from the placement (an open
+it; the command is then delivered again and the slot is repaired from the placement (an open
 placement missing from its slot is added, a closed one still in it is taken out, with its
 turnover). Each write is one card's or one order's entry, never the pool's whole state.
 
@@ -26,7 +26,8 @@ A ``card.pause`` from the card monitor (an automatic holiday) is kept in the car
 than the one it was decided on: an admin's later edit carries PostgreSQL's holiday instead
 (the monitor's holiday is projected there), and may end it early.
 
-Requests are answered with ``order.assign_card`` or ``order.decline`` (``no_requisite``).
+Requests (from the order part, within the desk) are answered with ``order.assign_card`` or
+``order.decline`` (``no_requisite``), to the order part again.
 """
 
 from __future__ import annotations
@@ -34,24 +35,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, tzinfo
 from enum import StrEnum
 from typing import Any
-
-import faust
 
 from domain.cards import Card, CardLoad, CardStatus, choose_card, local_date
 from domain.errors import DomainError
 from domain.orders import DeclineReason
 from schemas import cards as wc
 from schemas import orders as w
-from schemas.envelope import Envelope, Message
-from schemas.topics import CARD_POOL, CONFIG_CARDS, ORDER_COMMANDS
-from stream_agents.bus import Bus
-from stream_agents.table_keys import POOL_TABLE, card_key, placement_key
-from stream_agents.wire import Out, message_id
+from stream_agents.wire import TO_ORDER, Out, message_id
 
 log = logging.getLogger(__name__)
 
@@ -269,70 +264,10 @@ def _add_turnover(slot: Entry, amount_minor: int, at_ms: int, tz: tzinfo = UTC) 
 
 def _assign(uid: str, card_id: str, masked: str, at_ms: int) -> Out:
     assign = w.AssignCard(uid=uuid.UUID(uid), card_id=card_id, card_masked=masked)
-    return Out(ORDER_COMMANDS.name, assign, message_id(uid, assign.TYPE, card_id), at_ms)
+    return Out(TO_ORDER, assign, message_id(uid, assign.TYPE, card_id), at_ms)
 
 
 def _decline(uid: str, at_ms: int) -> Out:
     reason = DeclineReason.NO_REQUISITE
     decline = w.DeclineOrder(uid=uuid.UUID(uid), reason=reason)
-    return Out(ORDER_COMMANDS.name, decline, message_id(uid, decline.TYPE, reason), at_ms)
-
-
-def install(app: faust.App, bus: Bus, now_ms: Callable[[], int], tz: tzinfo = UTC) -> None:
-    """Declare the ``cards`` global table and its feeder, the ``card-slots`` table and the agent."""
-    # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
-    # global tables with several workers (see faust.tables.globaltable).
-    cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
-    table = app.Table(POOL_TABLE, key_type=str, partitions=CARD_POOL.partitions)
-
-    def on_config(env: Envelope, message: Message) -> list[Out]:
-        assert isinstance(message, wc.CardConfigured)
-        stored = cards.get(message.card_id)
-        if stored is None or stored["version"] <= message.version:  # compaction may reorder
-            cards[message.card_id] = message.model_dump(mode="json")
-        return []
-
-    def slots(pool_id: str, card_ids: Iterable[str | None]) -> dict[str, Entry]:
-        found = {c: table.get(card_key(pool_id, c)) for c in card_ids if c is not None}
-        return {card_id: slot for card_id, slot in found.items() if slot is not None}
-
-    def on_pause(pause: wc.PauseCard) -> list[Out]:
-        key = card_key(pause.pool_id, pause.card_id)
-        slot = handle_pause(table.get(key), pause, cards.get(pause.card_id))
-        if slot is not None:
-            table[key] = slot
-        return []
-
-    def on_pool(env: Envelope, message: Message) -> list[Out]:
-        if isinstance(message, wc.PauseCard):
-            return on_pause(message)
-        assert isinstance(message, wc.RequestCard | wc.ReleaseCard)
-        pool_id = message.pool_id
-        uid = str(message.uid)
-        placement = table.get(placement_key(uid))
-        placed_on = placement["card_id"] if placement else None
-        if isinstance(message, wc.RequestCard):
-            configs = [c for c in cards.values() if c["pool_id"] == pool_id]
-            known = slots(pool_id, [placed_on, *(c["card_id"] for c in configs)])
-            step = handle_request(placement, known, message, configs, now_ms(), tz)
-        else:
-            step = handle_release(placement, slots(pool_id, [placed_on]), message, now_ms(), tz)
-        if step.placement is not None:  # first: a lost slot write is repaired from it
-            table[placement_key(uid)] = step.placement
-        for card_id, slot in step.slots.items():
-            table[card_key(pool_id, card_id)] = slot
-        return step.outputs
-
-    def on_tombstone(key: bytes | None) -> None:
-        if key is not None and key.decode() in cards:  # the card was deleted from the topic
-            del cards[key.decode()]
-
-    @app.agent(bus.topic(CONFIG_CARDS.name), name="card-config")
-    async def card_config(stream: faust.StreamT[bytes]) -> None:
-        accepts = (wc.CardConfigured,)
-        await bus.consume(stream, CONFIG_CARDS.name, accepts, on_config, on_tombstone)
-
-    @app.agent(bus.topic(CARD_POOL.name), name="pool-agent")
-    async def pool_agent(stream: faust.StreamT[bytes]) -> None:
-        accepts = (wc.RequestCard, wc.ReleaseCard, wc.PauseCard)
-        await bus.consume(stream, CARD_POOL.name, accepts, on_pool)
+    return Out(TO_ORDER, decline, message_id(uid, decline.TYPE, reason), at_ms)

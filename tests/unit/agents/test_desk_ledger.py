@@ -11,7 +11,7 @@ from domain.ledger import PostingKind, is_balanced, postings_for
 from domain.orders import DeclineReason, Direction, OrderStatus
 from schemas import ledger as wl
 from schemas import orders as w
-from stream_agents.partner_agent import Entry, Step, handle, legs
+from stream_agents.desk.ledger import Entry, Step, handle, legs
 from stream_agents.wire import Out
 from tests.unit.agents.builders import T0
 from tests.unit.domain.builders import step_into
@@ -102,7 +102,7 @@ def test_a_hold_is_answered_and_settled_once() -> None:
     outputs = ledger.apply(op(K.HOLD, 100_000, 1_000, uid))
     assert [(o.topic, o.message.TYPE) for o in outputs] == [
         ("ledger-events", "ledger.posted"),
-        ("order-commands", "order.mark_funds_held"),
+        ("desk/order", "order.mark_funds_held"),
     ]
     posted = outputs[0].message
     assert isinstance(posted, wl.LedgerPosted)

@@ -1,0 +1,194 @@
+"""The desk agent: ``order-commands`` (key: desk) in batches → the ``desk`` table → Kafka.
+
+One Faust agent serves every desk of the partitions it is given (ADR 0005). It takes commands
+in batches (``take_events``: up to ``desk_batch_max``, gathered for at most
+``desk_batch_within_s``), and for each partition of a batch:
+
+1. runs each command through :class:`~stream_agents.desk.step.Desk` over an overlay of the
+   table, so the batch reads its own writes; a command that cannot be decoded, or whose step
+   fails, is dead-lettered alone and its writes dropped;
+2. writes every changed key once, in the order that makes a crash repairable
+   (:func:`~stream_agents.table_keys.write_rank`), to that partition's changelog;
+3. sends the outputs (order events, postings), pipelined, in order.
+
+Faust acknowledges the batch's offsets after that, and commits them only after flushing the
+changelog, so a crash redelivers the whole batch and every step in it is a repeat or a
+repair.
+
+The card configuration comes from the compacted ``config-cards`` topic into the global
+table ``cards``, so every worker knows every card whichever desks it serves.
+
+Expiry: an index of the deadlines of the ``new`` orders in the table, kept as orders are
+written and rebuilt from the table every ``deadline_rescan_s`` (which also catches the
+partitions a rebalance brought); a timer sends ``order.expire`` for each passed deadline to
+the order's desk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import tzinfo
+from functools import partial
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from schemas import cards as wc
+from schemas.envelope import Message
+from schemas.registry import SchemaError, decode
+from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
+from stream_agents.bus import Bus, retry_transient
+from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
+from stream_agents.desk.outputs import OrderEntry
+from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay
+from stream_agents.settings import AgentSettings
+from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
+from stream_agents.wire import Out, epoch_ms, epoch_ms_now
+
+log = logging.getLogger(__name__)
+
+SOURCE = ORDER_COMMANDS.name
+
+
+class Deadlines:
+    """The deadlines of the ``new`` orders a worker holds, by uid."""
+
+    def __init__(self) -> None:
+        self._by_uid: dict[str, Deadline] = {}
+
+    def note(self, uid: str, entry: Mapping[str, Any] | None) -> None:
+        deadline = deadline_of(OrderEntry.from_json(entry)) if entry else None
+        if deadline is None:
+            self._by_uid.pop(uid, None)
+        else:
+            self._by_uid[uid] = deadline
+
+    def rebuild(self, table: Iterable[tuple[str, Any]]) -> None:
+        self._by_uid.clear()
+        for key, entry in table:
+            if key.startswith(ORDER_PREFIX):
+                self.note(key.removeprefix(ORDER_PREFIX), entry)
+
+    def items(self) -> list[tuple[str, Deadline]]:
+        return list(self._by_uid.items())
+
+
+@contextlib.contextmanager
+def processing(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event: table writes go to its partition's changelog, and
+    a dead letter names its coordinates. (A batch is handled outside the stream's own
+    iteration, which sets it only for the event it is on.)"""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
+    """The batch's events per source partition, each in offset order."""
+    groups: dict[tuple[str, int], list[EventT]] = {}
+    for event in events:
+        groups.setdefault((event.message.topic, event.message.partition), []).append(event)
+    return list(groups.values())
+
+
+def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> None:
+    """Declare the ``cards`` global table and its feeder, the ``desk`` table, the desk agent
+    and the expiry timer."""
+    # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
+    # global tables with several workers (see faust.tables.globaltable).
+    cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
+    table = app.Table(DESK_TABLE, key_type=str, partitions=ORDER_COMMANDS.partitions)
+    deadlines = Deadlines()
+
+    def on_config(_: Any, message: Message) -> list[Out]:
+        assert isinstance(message, wc.CardConfigured)
+        stored = cards.get(message.card_id)
+        if stored is None or stored["version"] <= message.version:  # compaction may reorder
+            cards[message.card_id] = message.model_dump(mode="json")
+        return []
+
+    def on_tombstone(key: bytes | None) -> None:
+        if key is not None and key.decode() in cards:  # the card was deleted from the topic
+            del cards[key.decode()]
+
+    @app.agent(bus.topic(CONFIG_CARDS.name), name="card-config")
+    async def card_config(stream: faust.StreamT[bytes]) -> None:
+        accepts = (wc.CardConfigured,)
+        await bus.consume(stream, CONFIG_CARDS.name, accepts, on_config, on_tombstone)
+
+    async def step(event: EventT, batch: Overlay, touched: set[str]) -> list[Out]:
+        """One command of the batch; its writes join ``batch`` only if it went through."""
+        raw = event.value
+        if raw is None:
+            await bus.dead_letter(SOURCE, raw, "empty message")
+            return []
+        try:
+            env, message = decode(raw)
+        except SchemaError as exc:
+            await bus.dead_letter(SOURCE, raw, f"undecodable: {exc}")
+            return []
+        if not isinstance(message, DESK_INPUT_TYPES):
+            await bus.dead_letter(SOURCE, raw, f"unexpected type {env.type}")
+            return []
+        desk = Desk(batch.child(), cards, tz)
+        try:
+            outputs = desk.run(message, epoch_ms(env.occurred_at))
+        except Exception as exc:  # a bug or corrupt state: park the command, keep going
+            log.exception("desk: step failed on %s %s", env.type, env.message_id)
+            await bus.dead_letter(SOURCE, raw, f"handler failed: {type(exc).__name__}")
+            return []
+        batch.merge(desk.table)
+        touched |= desk.touched
+        return outputs
+
+    def write(batch: Overlay) -> None:
+        for key, value in batch.writes():
+            table[key] = value
+
+    @app.agent(bus.topic(SOURCE), name="desk")
+    async def desk_agent(stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(settings.desk_batch_max, within=settings.desk_batch_within_s)
+        async for events in batches:
+            for group in by_partition(events):
+                batch, touched, outputs = Overlay(table), set[str](), list[Out]()
+                for event in group:
+                    with processing(event):
+                        outputs += await step(event, batch, touched)
+                with processing(group[-1]):
+                    await retry_transient(partial(write, batch), bus.retry, "desk: table write")
+                for uid in touched:
+                    deadlines.note(uid, batch.get(order_key(uid)))
+                await bus.send(outputs)
+
+    # An expiry in flight is not sent again until the desk had ample time to apply it.
+    resend_after_s = max(5.0, 5 * settings.expiry_interval_s)
+    sent_at: dict[str, float] = {}
+    rebuilt_at = [-1e9]
+
+    @app.timer(settings.expiry_interval_s, name="order-expiry")  # type: ignore[untyped-decorator]
+    async def expire_orders() -> None:
+        now = time.monotonic()
+        if now - rebuilt_at[0] >= settings.deadline_rescan_s:
+            deadlines.rebuild(table.items())
+            rebuilt_at[0] = now
+        pending = deadlines.items()
+        waiting = {uid for uid, _ in pending}
+        for uid in set(sent_at) - waiting:
+            del sent_at[uid]
+        due = due_expiries(pending, epoch_ms_now())
+        fresh = [out for out in due if now - sent_at.get(_uid(out), -1e9) >= resend_after_s]
+        for out in fresh:
+            sent_at[_uid(out)] = now
+        await bus.send(fresh)
+
+
+def _uid(out: Out) -> str:
+    return str(out.message.uid)  # type: ignore[attr-defined]

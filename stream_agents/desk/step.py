@@ -1,0 +1,219 @@
+"""One desk step: a command and everything it sets off within the desk, in one go (ADR 0005).
+
+The desk owns an order's whole life: the order (:mod:`~stream_agents.desk.orders`), the cards
+of its pool (:mod:`~stream_agents.desk.pool`) and the balances of the partners working there
+(:mod:`~stream_agents.desk.ledger`). The three parts still speak to each other in messages
+(an opening order asks the pool for a card, the pool answers the order), but those messages
+never leave the step: :meth:`Desk.run` hands each one to its part at once, until only
+messages for Kafka are left. Each part stays exactly as idempotent as when it was an agent of
+its own, which is what makes a redelivered command safe.
+
+Writes go to an :class:`Overlay` over the table: a batch of commands reads its own writes,
+writes each key once, and the desk flushes them at the end of the batch in the order
+:func:`~stream_agents.table_keys.write_rank` gives, the one that lets a crash lose only what
+a redelivery repairs. A command that fails is rolled back alone (:meth:`Overlay.child`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from typing import Any, Final
+
+from schemas import cards as wc
+from schemas import ledger as wl
+from schemas.envelope import Message
+from schemas.topics import ORDER_EVENTS
+from stream_agents.desk import ledger, orders, pool
+from stream_agents.desk.outputs import OrderEntry
+from stream_agents.table_keys import (
+    balance_key,
+    card_key,
+    operations_key,
+    order_key,
+    placement_key,
+    write_rank,
+)
+from stream_agents.wire import (
+    ORDER_COMMAND_TYPES,
+    TO_LEDGER,
+    TO_ORDER,
+    TO_POOL,
+    WITHIN_DESK,
+    Out,
+)
+
+log = logging.getLogger(__name__)
+
+#: What the desk accepts from ``order-commands``: the order commands, and the card monitor's
+#: automatic holidays for a card of the desk's pool.
+DESK_INPUT_TYPES: Final = (*ORDER_COMMAND_TYPES, wc.PauseCard)
+
+#: A command and what it sets off never take more hand-overs than this (an opening deposit
+#: takes two: order → pool → order); more means the parts answer each other in a loop.
+MAX_HANDOVERS: Final = 16
+
+_MISSING: Final = object()
+
+
+class Overlay:
+    """Writes kept over a read-only base (the table, or another overlay) until flushed."""
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        self._base = base
+        self._writes: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._writes.get(key, _MISSING)
+        if value is _MISSING:
+            return self._base.get(key, default)
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._writes or key in self._base
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._writes[key] = value
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def child(self) -> Overlay:
+        """An overlay over this one, to :meth:`merge` back or drop (one command's writes)."""
+        return Overlay(self)
+
+    def merge(self, child: Overlay) -> None:
+        """Take ``child``'s writes (a key written before keeps its place in the order)."""
+        self._writes.update(child._writes)
+
+    def writes(self) -> list[tuple[str, Any]]:
+        """Every key written, once, with its last value, in flush order (see module)."""
+        return sorted(self._writes.items(), key=lambda item: write_rank(item[0]))
+
+
+@dataclass
+class Desk:
+    """The desk's state for one step: its table (an :class:`Overlay`) and the cards known."""
+
+    table: Overlay
+    #: Card configurations by card id (``config.card`` payloads, JSON values).
+    cards: Mapping[str, dict[str, Any]]
+    tz: tzinfo = UTC
+    #: Orders written in this step, so the caller can keep its index of deadlines.
+    touched: set[str] = field(default_factory=set)
+
+    def run(self, message: Message, at_ms: int) -> list[Out]:
+        """Apply ``message`` (a command from ``order-commands``, issued at ``at_ms``) and all it
+        sets off within the desk; return what goes to Kafka."""
+        first = TO_POOL if isinstance(message, wc.PauseCard) else TO_ORDER
+        pending: deque[tuple[str, Message, int]] = deque([(first, message, at_ms)])
+        outgoing: list[Out] = []
+        for _ in range(MAX_HANDOVERS):
+            if not pending:
+                return latest_events_only(outgoing)
+            part, current, at = pending.popleft()
+            for out in self._hand_to(part, current, at):
+                if out.topic in WITHIN_DESK:
+                    pending.append((out.topic, out.message, out.occurred_at_ms))
+                else:
+                    outgoing.append(out)
+        raise RuntimeError(f"{message.TYPE}: more than {MAX_HANDOVERS} hand-overs in one step")
+
+    def _hand_to(self, part: str, message: Message, at_ms: int) -> list[Out]:
+        if part == TO_ORDER:
+            assert isinstance(message, ORDER_COMMAND_TYPES), type(message)
+            return self._order(message, at_ms)
+        if part == TO_POOL:
+            assert isinstance(message, wc.RequestCard | wc.ReleaseCard | wc.PauseCard)
+            return self._pool(message, at_ms)
+        assert part == TO_LEDGER, part
+        assert isinstance(message, wl.ApplyLedgerOp), type(message)
+        return self._ledger(message, at_ms)
+
+    def _order(self, message: orders.OrderCommand, at_ms: int) -> list[Out]:
+        uid = str(message.uid)
+        stored = self.table.get(order_key(uid))
+        step = orders.handle(OrderEntry.from_json(stored) if stored else None, at_ms, message)
+        if step.changed and step.entry is not None:
+            self.table[order_key(uid)] = step.entry.to_json()
+            self.touched.add(uid)
+        return step.outputs
+
+    def _pool(
+        self, message: wc.RequestCard | wc.ReleaseCard | wc.PauseCard, at_ms: int
+    ) -> list[Out]:
+        pool_id = message.pool_id
+        if isinstance(message, wc.PauseCard):
+            key = card_key(pool_id, message.card_id)
+            config = self.cards.get(message.card_id)
+            paused = pool.handle_pause(self.table.get(key), message, config)
+            if paused is not None:
+                self.table[key] = paused
+            return []
+        uid = str(message.uid)
+        placement = self.table.get(placement_key(uid))
+        placed_on = placement["card_id"] if placement else None
+        if isinstance(message, wc.RequestCard):
+            configs = [c for c in self.cards.values() if c["pool_id"] == pool_id]
+            known = self._slots(pool_id, [placed_on, *(c["card_id"] for c in configs)])
+            step = pool.handle_request(placement, known, message, configs, at_ms, self.tz)
+        else:
+            known = self._slots(pool_id, [placed_on])
+            step = pool.handle_release(placement, known, message, at_ms, self.tz)
+        if step.placement is not None:
+            self.table[placement_key(uid)] = step.placement
+        for card_id, slot in step.slots.items():
+            self.table[card_key(pool_id, card_id)] = slot
+        return step.outputs
+
+    def _slots(self, pool_id: str, card_ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+        found = {c: self.table.get(card_key(pool_id, c)) for c in card_ids if c is not None}
+        return {card_id: slot for card_id, slot in found.items() if slot is not None}
+
+    def _ledger(self, message: wl.ApplyLedgerOp, at_ms: int) -> list[Out]:
+        balances, operations = balance_key(message.partner_id), operations_key(str(message.uid))
+        step = ledger.handle(self.table.get(balances), self.table.get(operations), message, at_ms)
+        if step.operations is not None:
+            self.table[operations] = step.operations
+        if step.balances is not None:
+            self.table[balances] = step.balances
+        return step.outputs
+
+
+def latest_events_only(outputs: list[Out]) -> list[Out]:
+    """``outputs`` without repeats (same id) and without order events a later version of the
+    same order in the same step supersedes: an opening deposit becomes ``pending`` and then
+    ``new`` within one step, and only ``order.created`` is news to anyone."""
+    newest: dict[str, int] = {}
+    for out in _order_events(outputs):
+        uid, version = _uid_version(out)
+        newest[uid] = max(version, newest.get(uid, 0))
+    kept, seen = [], set()
+    for out in outputs:
+        if out.message_id in seen:
+            continue
+        if out.topic == ORDER_EVENTS.name:
+            uid, version = _uid_version(out)
+            if version < newest[uid]:
+                continue
+        seen.add(out.message_id)
+        kept.append(out)
+    return kept
+
+
+def _order_events(outputs: list[Out]) -> Iterator[Out]:
+    return (out for out in outputs if out.topic == ORDER_EVENTS.name)
+
+
+def _uid_version(out: Out) -> tuple[str, int]:
+    order = out.message.order  # type: ignore[attr-defined]
+    return str(order.uid), int(order.version)
