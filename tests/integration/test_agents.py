@@ -27,6 +27,7 @@ from domain.orders import DeclineReason, Direction, OrderStatus
 from schemas import cards as wc
 from schemas import ledger as wl
 from schemas import orders as w
+from schemas.desks import pool_desk
 from schemas.envelope import Envelope, Message
 from schemas.registry import decode, encode
 from schemas.topics import (
@@ -57,6 +58,8 @@ class Pipeline:
             bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
         )
         self.seen: list[tuple[str, Envelope, Message, bytes]] = []
+        #: The desk of each order opened here: later commands go to it, as the API sends them.
+        self.desks: dict[uuid.UUID, str] = {}
 
     async def start(self) -> None:
         """Subscribe once the broker's metadata lists the new topics (no error storm)."""
@@ -84,6 +87,12 @@ class Pipeline:
         await self.producer.send_and_wait(self.prefix + topic, raw, key=key.encode())
 
     async def command(self, message: Message, **kwargs: Any) -> uuid.UUID:
+        """Publish an order command to its order's desk (an opening names it)."""
+        if isinstance(message, w.OpenOrder) and message.desk is not None:
+            self.desks[message.uid] = message.desk
+        desk = self.desks.get(getattr(message, "uid", None))  # type: ignore[arg-type]
+        if getattr(message, "desk", "") is None and desk is not None:
+            message = message.model_copy(update={"desk": desk})
         return (await self.publish(ORDER_COMMANDS.name, message, **kwargs))[0]
 
     def found(self, topic: str, kind: type[Message], pred: Callable[[Any], bool]) -> list[Any]:
@@ -215,6 +224,7 @@ def open_order(
         "ttl_s": 900,
         "fee_bp": 200,
         "pool_id": pool_id,
+        "desk": pool_desk("pool-1"),  # the partner's desk, for deposits and withdrawals
     }
     return w.OpenOrder(**(fields | overrides))
 
@@ -307,9 +317,10 @@ async def test_deposit_is_assigned_a_card_confirmed_and_credited(
     assert opened.status is OrderStatus.NEW
     assert (opened.card_id, opened.card_masked) == ("card-1", CARD_PAN)
     [announced] = await pipeline.wait(
-        ORDER_EVENTS.name, w.OrderOpened, lambda m: m.order.uid == order.uid
+        ORDER_EVENTS.name, w.OrderCreated, lambda m: m.order.uid == order.uid
     )
-    assert (announced.pool_id, announced.callback_url) == ("pool-1", order.callback_url)
+    assert (announced.order.desk, announced.callback_url) == ("pool:pool-1", order.callback_url)
+    assert events_of(pipeline, order.uid, w.OrderOpened) == []  # pending is not news (ADR 0005)
 
     await pipeline.command(w.ConfirmPayment(uid=order.uid, payer_card_ciphertext="sealed"))
     [confirmed] = await pipeline.wait(
@@ -432,7 +443,7 @@ async def test_repeated_open_is_the_same_order_and_a_conflicting_one_is_refused(
     ]
     assert {snap.amount_minor for snap in snaps} == {order.amount_minor}
     assert max(snap.version for snap in snaps) == 2
-    assert len({env.message_id for env, _ in events_of(pipeline, order.uid, w.OrderOpened)}) == 1
+    assert events_of(pipeline, order.uid, w.OrderOpened) == []
 
 
 async def test_two_concurrent_decisions_one_wins(pipeline: Pipeline, agents: faust.App) -> None:
@@ -462,11 +473,12 @@ async def test_redelivered_commands_change_nothing_and_repeat_identical_messages
     await configure(pipeline, agents, card("pool-1"))
     order = open_order()
     _, open_raw = await pipeline.publish(ORDER_COMMANDS.name, order)
-    await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), open_raw)
+    await pipeline.publish_raw(ORDER_COMMANDS.name, "pool:pool-1", open_raw)
     await pipeline.wait(ORDER_EVENTS.name, w.OrderCreated, lambda m: m.order.uid == order.uid)
-    _, confirm_raw = await pipeline.publish(ORDER_COMMANDS.name, w.ConfirmPayment(uid=order.uid))
+    confirm = w.ConfirmPayment(uid=order.uid, desk="pool:pool-1")
+    _, confirm_raw = await pipeline.publish(ORDER_COMMANDS.name, confirm)
     await pipeline.wait(ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid)
-    await pipeline.publish_raw(ORDER_COMMANDS.name, str(order.uid), confirm_raw)
+    await pipeline.publish_raw(ORDER_COMMANDS.name, "pool:pool-1", confirm_raw)
     await pipeline.wait(
         ORDER_EVENTS.name, w.PaymentConfirmed, lambda m: m.order.uid == order.uid, count=2
     )
@@ -484,8 +496,8 @@ async def test_redelivered_commands_change_nothing_and_repeat_identical_messages
         and isinstance(snap := getattr(msg, "order", None), w.OrderSnapshot)
         and snap.uid == order.uid
     }
-    assert versions == {1, 2, 3}  # opened, created, payment confirmed: nothing more
-    for kind in (w.OrderOpened, w.OrderCreated, w.PaymentConfirmed):
+    assert versions == {2, 3}  # created (opened within the step), confirmed: nothing more
+    for kind in (w.OrderCreated, w.PaymentConfirmed):
         assert len({env.message_id for env, _ in events_of(pipeline, order.uid, kind)}) == 1
 
 

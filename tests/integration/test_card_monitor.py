@@ -33,7 +33,7 @@ from schemas import cards as wc
 from schemas import orders as w
 from schemas import turnover as wt
 from schemas.registry import decode, encode
-from schemas.topics import CARD_ALERTS, CARD_POOL, CARD_TURNOVER, ORDER_EVENTS
+from schemas.topics import CARD_ALERTS, CARD_TURNOVER, ORDER_COMMANDS, ORDER_EVENTS
 from stream_agents.wire import epoch_ms_now
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import from_epoch_ms
@@ -59,7 +59,8 @@ CARDS = ("card-a", "card-b")
 
 
 class Watcher:
-    """Reads ``card-turnover``, ``card-alerts`` and ``card-pool`` from the beginning."""
+    """Reads ``card-turnover``, ``card-alerts`` and ``order-commands`` (for the pauses) from
+    the beginning."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
         self.prefix = prefix
@@ -70,7 +71,7 @@ class Watcher:
 
     async def start(self) -> None:
         await self.consumer.start()
-        wanted = {self.prefix + t.name for t in (CARD_TURNOVER, CARD_ALERTS, CARD_POOL)}
+        wanted = {self.prefix + t.name for t in (CARD_TURNOVER, CARD_ALERTS, ORDER_COMMANDS)}
         deadline = time.monotonic() + DEADLINE_S
         while not wanted <= await self.consumer.topics():
             assert time.monotonic() < deadline, "the topics never appeared"

@@ -198,7 +198,7 @@ async def test_repeated_and_concurrent_creates_make_one_order(sys_: System):
     uid = answers[0].json()["uid"]
     await s.row(uid, "new")
     opened = s.sql(
-        "SELECT COUNT(*) FROM order_events WHERE order_uid = :u AND type = 'order.opened'", u=uid
+        "SELECT COUNT(*) FROM order_events WHERE order_uid = :u AND type = 'order.created'", u=uid
     )
     assert opened == [(1,)]
 

@@ -42,7 +42,7 @@ async def test_forged_second_order_for_one_request_is_found(system: System):
 
     topic = system.topic_prefix + ORDER_EVENTS.name
     logged = [json.loads(r.value) async for r in read_topic(system.kafka_bootstrap, topic)]
-    forged = next(envelope for envelope in logged if envelope["type"] == "order.opened")
+    forged = next(envelope for envelope in logged if envelope["type"] == "order.created")
     forged_uid = str(uuid.uuid4())
     forged["message_id"] = str(uuid.uuid4())
     forged["key"] = forged_uid
@@ -59,7 +59,7 @@ async def test_forged_second_order_for_one_request_is_found(system: System):
     assert any(
         m.startswith("[7] partner shop request recon-1") and forged_uid in m for m in found
     ), found
-    assert f"[6] order {forged_uid}: log ends at v1, table at vNone" in found
+    assert f"[6] order {forged_uid}: log ends at v2, table at vNone" in found
     assert order["uid"] not in " ".join(m for m in found if m.startswith("[6]"))
 
 
