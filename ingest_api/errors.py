@@ -97,6 +97,7 @@ REPOSITORY_STATUS: dict[str, int] = {
     "already_exists": status.HTTP_409_CONFLICT,
     "duplicate_card": status.HTTP_409_CONFLICT,
     "stale_version": status.HTTP_409_CONFLICT,
+    "partner_busy": status.HTTP_409_CONFLICT,
 }
 
 

@@ -54,11 +54,18 @@ class StaleVersion(RepositoryError):
         self.actual = actual
 
 
+class PartnerBusy(RepositoryError):
+    """The change would move a partner's money or open orders to another desk (ADR 0005)."""
+
+    code = "partner_busy"
+
+
 __all__ = [
     "AlreadyExists",
     "DuplicateCard",
     "InvalidInput",
     "NotFound",
+    "PartnerBusy",
     "RepositoryError",
     "StaleVersion",
 ]

@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import PARTNER_STATUSES, CardPool, Partner
+from db.models import PARTNER_STATUSES, BalanceSnapshot, CardPool, Order, Partner
 from db.repositories import audit
 from db.repositories._common import (
     UNSET,
@@ -26,8 +26,9 @@ from db.repositories._common import (
     slug,
     text,
 )
-from db.repositories.errors import AlreadyExists, InvalidInput, NotFound
+from db.repositories.errors import AlreadyExists, InvalidInput, NotFound, PartnerBusy
 from domain.money import validate_fee_bp
+from domain.orders import TERMINAL
 from schemas.cards import PartnerConfigured, PartnerStatus
 
 _CALLBACK_URL: Final = re.compile(r"https?://\S{1,2000}")
@@ -79,6 +80,37 @@ def _pool(session: Session, pool_id: str | None) -> str | None:
     if pool_id is not None and session.get(CardPool, pool_id) is None:
         raise NotFound(f"card pool {pool_id!r} does not exist")
     return pool_id
+
+
+def _must_be_idle(session: Session, partner_id: str) -> None:
+    """Refuse to move a partner to another pool while it has money or open orders.
+
+    A partner's balance lives at its pool's desk, beside the deposits that credit it, and an
+    order stays at the desk it was opened at (ADR 0005): moving a partner with a balance or
+    an order in flight would split its money across two desks. PostgreSQL trails the desks
+    by a moment, so an order opened in that moment can still slip through; the ADR says so.
+    """
+    open_orders = session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(
+            Order.partner_id == partner_id,
+            Order.status.not_in([status.value for status in TERMINAL]),
+        )
+    )
+    money = session.scalar(
+        select(func.count())
+        .select_from(BalanceSnapshot)
+        .where(
+            BalanceSnapshot.partner_id == partner_id,
+            (BalanceSnapshot.available_minor != 0) | (BalanceSnapshot.held_minor != 0),
+        )
+    )
+    if open_orders or money:
+        raise PartnerBusy(
+            f"partner {partner_id!r} has {open_orders or 0} open orders and a balance in "
+            f"{money or 0} currencies at its pool: settle them before moving it to another pool"
+        )
 
 
 def get_partner(session: Session, partner_id: str) -> PartnerTerms | None:
@@ -163,7 +195,8 @@ def update_partner(
         row.deposit_fee_bp = domain_checked(validate_fee_bp, deposit_fee_bp)
     if not isinstance(withdrawal_fee_bp, Unset):
         row.withdrawal_fee_bp = domain_checked(validate_fee_bp, withdrawal_fee_bp)
-    if not isinstance(pool_id, Unset):
+    if not isinstance(pool_id, Unset) and pool_id != row.pool_id:
+        _must_be_idle(session, partner_id)
         row.pool_id = _pool(session, pool_id)
     if not isinstance(callback_url, Unset):
         row.callback_url = _callback_url(callback_url)

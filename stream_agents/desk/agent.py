@@ -30,10 +30,10 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import tzinfo
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
@@ -46,7 +46,7 @@ from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from stream_agents.bus import Bus, retry_transient
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
-from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay
+from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
 from stream_agents.settings import AgentSettings
 from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
 from stream_agents.wire import Out, epoch_ms, epoch_ms_now
@@ -62,7 +62,7 @@ class Deadlines:
     def __init__(self) -> None:
         self._by_uid: dict[str, Deadline] = {}
 
-    def note(self, uid: str, entry: Mapping[str, Any] | None) -> None:
+    def note(self, uid: str, entry: dict[str, Any] | None) -> None:
         deadline = deadline_of(OrderEntry.from_json(entry)) if entry else None
         if deadline is None:
             self._by_uid.pop(uid, None)
@@ -80,7 +80,7 @@ class Deadlines:
 
 
 @contextlib.contextmanager
-def processing(event: EventT) -> Iterator[None]:
+def processing(event: EventT[bytes]) -> Iterator[None]:
     """Make ``event`` Faust's current event: table writes go to its partition's changelog, and
     a dead letter names its coordinates. (A batch is handled outside the stream's own
     iteration, which sets it only for the event it is on.)"""
@@ -91,9 +91,9 @@ def processing(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def by_partition(events: Sequence[EventT]) -> list[list[EventT]]:
+def by_partition(events: Sequence[EventT[bytes]]) -> list[list[EventT[bytes]]]:
     """The batch's events per source partition, each in offset order."""
-    groups: dict[tuple[str, int], list[EventT]] = {}
+    groups: dict[tuple[str, int], list[EventT[bytes]]] = {}
     for event in events:
         groups.setdefault((event.message.topic, event.message.partition), []).append(event)
     return list(groups.values())
@@ -107,6 +107,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
     cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
     table = app.Table(DESK_TABLE, key_type=str, partitions=ORDER_COMMANDS.partitions)
     deadlines = Deadlines()
+    readable = cast(Readable, table)  # a Faust table is a mapping; its stubs overload get()
 
     def on_config(_: Any, message: Message) -> list[Out]:
         assert isinstance(message, wc.CardConfigured)
@@ -124,7 +125,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
         accepts = (wc.CardConfigured,)
         await bus.consume(stream, CONFIG_CARDS.name, accepts, on_config, on_tombstone)
 
-    async def step(event: EventT, batch: Overlay, touched: set[str]) -> list[Out]:
+    async def step(event: EventT[bytes], batch: Overlay, touched: set[str]) -> list[Out]:
         """One command of the batch; its writes join ``batch`` only if it went through."""
         raw = event.value
         if raw is None:
@@ -155,10 +156,12 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
 
     @app.agent(bus.topic(SOURCE), name="desk")
     async def desk_agent(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(settings.desk_batch_max, within=settings.desk_batch_within_s)
+        # ``take_events`` is on faust's Stream, not on its StreamT protocol
+        take = cast(faust.Stream[bytes], stream).take_events
+        batches = take(settings.desk_batch_max, within=settings.desk_batch_within_s)
         async for events in batches:
             for group in by_partition(events):
-                batch, touched, outputs = Overlay(table), set[str](), list[Out]()
+                batch, touched, outputs = Overlay(readable), set[str](), list[Out]()
                 for event in group:
                     with processing(event):
                         outputs += await step(event, batch, touched)

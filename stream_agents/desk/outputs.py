@@ -103,6 +103,16 @@ def _side_requests(entry: OrderEntry) -> list[Out]:
     return outputs
 
 
+def held_again(entry: OrderEntry) -> list[Out]:
+    """The hold of a withdrawal past ``pending``, asked again of the ledger, which re-publishes
+    its posting: for a command redelivered after a crash that kept the order's write but lost
+    the messages of that batch (the order's own outputs re-publish everything else)."""
+    order = entry.order
+    if order.direction is not Direction.WITHDRAWAL or order.status in (_S.PENDING, _S.DECLINED):
+        return []
+    return [_ledger(order, PostingKind.HOLD)]
+
+
 def _reserve(entry: OrderEntry) -> Out:
     """A pending order asks for its resource: a card (deposit) or a hold (withdrawal).
 

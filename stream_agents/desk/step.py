@@ -21,14 +21,14 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from schemas import cards as wc
 from schemas import ledger as wl
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
 from stream_agents.desk import ledger, orders, pool
-from stream_agents.desk.outputs import OrderEntry
+from stream_agents.desk.outputs import OrderEntry, held_again
 from stream_agents.table_keys import (
     balance_key,
     card_key,
@@ -43,6 +43,7 @@ from stream_agents.wire import (
     TO_ORDER,
     TO_POOL,
     WITHIN_DESK,
+    OrderCommand,
     Out,
 )
 
@@ -59,14 +60,22 @@ MAX_HANDOVERS: Final = 16
 _MISSING: Final = object()
 
 
+class Readable(Protocol):
+    """What an overlay reads through to: a table, a dict, another overlay."""
+
+    def get(self, key: Any, default: Any = None, /) -> Any: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
 class Overlay:
     """Writes kept over a read-only base (the table, or another overlay) until flushed."""
 
-    def __init__(self, base: Mapping[str, Any]) -> None:
+    def __init__(self, base: Readable) -> None:
         self._base = base
         self._writes: dict[str, Any] = {}
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None, /) -> Any:
         value = self._writes.get(key, _MISSING)
         if value is _MISSING:
             return self._base.get(key, default)
@@ -121,17 +130,19 @@ class Desk:
             if not pending:
                 return latest_events_only(outgoing)
             part, current, at = pending.popleft()
-            for out in self._hand_to(part, current, at):
+            for out in self._hand_to(part, current, at, redelivered=current is message):
                 if out.topic in WITHIN_DESK:
                     pending.append((out.topic, out.message, out.occurred_at_ms))
                 else:
                     outgoing.append(out)
         raise RuntimeError(f"{message.TYPE}: more than {MAX_HANDOVERS} hand-overs in one step")
 
-    def _hand_to(self, part: str, message: Message, at_ms: int) -> list[Out]:
+    def _hand_to(self, part: str, message: Message, at_ms: int, *, redelivered: bool) -> list[Out]:
+        """``message`` handled by ``part``; ``redelivered``: it came from Kafka, and if it
+        changes nothing it may be a redelivery after a crash."""
         if part == TO_ORDER:
             assert isinstance(message, ORDER_COMMAND_TYPES), type(message)
-            return self._order(message, at_ms)
+            return self._order(message, at_ms, redelivered=redelivered)
         if part == TO_POOL:
             assert isinstance(message, wc.RequestCard | wc.ReleaseCard | wc.PauseCard)
             return self._pool(message, at_ms)
@@ -139,13 +150,15 @@ class Desk:
         assert isinstance(message, wl.ApplyLedgerOp), type(message)
         return self._ledger(message, at_ms)
 
-    def _order(self, message: orders.OrderCommand, at_ms: int) -> list[Out]:
+    def _order(self, message: OrderCommand, at_ms: int, *, redelivered: bool) -> list[Out]:
         uid = str(message.uid)
         stored = self.table.get(order_key(uid))
         step = orders.handle(OrderEntry.from_json(stored) if stored else None, at_ms, message)
         if step.changed and step.entry is not None:
             self.table[order_key(uid)] = step.entry.to_json()
             self.touched.add(uid)
+        elif redelivered and step.entry is not None:
+            return [*held_again(step.entry), *step.outputs]
         return step.outputs
 
     def _pool(

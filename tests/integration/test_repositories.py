@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.crypto import CardNumberChecksum, SecretBox
@@ -45,6 +45,7 @@ from db.repositories.errors import (
     DuplicateCard,
     InvalidInput,
     NotFound,
+    PartnerBusy,
     StaleVersion,
 )
 from domain.cards import CardStatus
@@ -790,3 +791,30 @@ def test_partner_balances(db: sessionmaker[Session], partner: str) -> None:
         ("EUR", 100, 25, 7),
         ("USD", 5, 0, 3),
     ]
+
+
+def test_a_partner_moves_to_another_pool_only_with_no_money_and_no_open_order(
+    db: sessionmaker[Session], partner: str
+) -> None:
+    """Its balance lives at its pool's desk (ADR 0005): moving would split its money."""
+    with db.begin() as session:
+        cards.create_pool(session, pool_id="spare", name="Spare", actor=ACTOR)
+    opened = order_row(partner, 0)
+    with db.begin() as session:
+        session.execute(insert(Order), [opened])
+    with db.begin() as session, pytest.raises(PartnerBusy, match="1 open orders"):
+        partners.update_partner(session, partner, actor=ACTOR, pool_id="spare")
+
+    balance = {"partner_id": partner, "currency": "EUR", "held_minor": 0, "version": 1}
+    with db.begin() as session:
+        session.execute(update(Order).values(status="expired").where(Order.uid == opened["uid"]))
+        session.execute(insert(BalanceSnapshot), [balance | {"available_minor": 100}])
+    with db.begin() as session, pytest.raises(PartnerBusy, match="balance in 1 currencies"):
+        partners.update_partner(session, partner, actor=ACTOR, pool_id="spare")
+
+    with db.begin() as session:
+        session.execute(update(BalanceSnapshot).values(available_minor=0))
+    with db.begin() as session:
+        moved = partners.update_partner(session, partner, actor=ACTOR, pool_id="spare")
+        same = partners.update_partner(session, partner, actor=ACTOR, pool_id="spare", name="A")
+    assert (moved.pool_id, same.name) == ("spare", "A")

@@ -21,9 +21,8 @@ from schemas import orders as w
 from schemas import turnover as wt
 from schemas.registry import encode
 from stream_agents.card_monitor import MonitorRules, Stored, handle_movement, movement_of
-from stream_agents.wire import epoch_ms_now
 from stream_agents.desk.pool import handle_pause
-from stream_agents.wire import Out, from_epoch_ms
+from stream_agents.wire import Out, epoch_ms_now, from_epoch_ms
 from tests.unit.agents.builders import CARD_MASKED, T0, capture_sends, env, faust_app
 from tests.unit.agents.test_desk_pool import Pool, config, release, request
 
