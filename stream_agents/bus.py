@@ -168,20 +168,13 @@ class Bus:
         """
         async for event in stream.events():
             raw = event.value
-            if raw is None:
-                if on_tombstone is None:
-                    await self.dead_letter(source, raw, "empty message")
-                else:
-                    on_tombstone(event.key)
+            if raw is None and on_tombstone is not None:
+                on_tombstone(event.key)
                 continue
-            try:
-                env, message = decode(raw)
-            except SchemaError as exc:
-                await self.dead_letter(source, raw, f"undecodable: {exc}")
+            accepted = await self.accept(source, raw, accepts)
+            if accepted is None:
                 continue
-            if not isinstance(message, accepts):
-                await self.dead_letter(source, raw, f"unexpected type {env.type}")
-                continue
+            env, message = accepted
             try:
                 outputs = await run_handler(handler, env, message, self.retry)
             except Exception as exc:  # a bug or corrupt state: park the message, keep going
@@ -189,3 +182,21 @@ class Bus:
                 await self.dead_letter(source, raw, f"handler failed: {type(exc).__name__}")
                 continue
             await self.send(outputs)
+
+    async def accept(
+        self, source: str, raw: bytes | None, accepts: tuple[type[Message], ...]
+    ) -> tuple[Envelope, Message] | None:
+        """``raw`` decoded, or ``None`` once it is parked: empty, undecodable, or of a type
+        the consumer does not handle."""
+        if raw is None:
+            await self.dead_letter(source, raw, "empty message")
+            return None
+        try:
+            env, message = decode(raw)
+        except SchemaError as exc:
+            await self.dead_letter(source, raw, f"undecodable: {exc}")
+            return None
+        if not isinstance(message, accepts):
+            await self.dead_letter(source, raw, f"unexpected type {env.type}")
+            return None
+        return env, message

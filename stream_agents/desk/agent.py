@@ -41,7 +41,6 @@ from faust.types import EventT
 
 from schemas import cards as wc
 from schemas.envelope import Message
-from schemas.registry import SchemaError, decode
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from stream_agents.bus import Bus, retry_transient
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
@@ -128,17 +127,10 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
     async def step(event: EventT[bytes], batch: Overlay, touched: set[str]) -> list[Out]:
         """One command of the batch; its writes join ``batch`` only if it went through."""
         raw = event.value
-        if raw is None:
-            await bus.dead_letter(SOURCE, raw, "empty message")
+        accepted = await bus.accept(SOURCE, raw, DESK_INPUT_TYPES)
+        if accepted is None:
             return []
-        try:
-            env, message = decode(raw)
-        except SchemaError as exc:
-            await bus.dead_letter(SOURCE, raw, f"undecodable: {exc}")
-            return []
-        if not isinstance(message, DESK_INPUT_TYPES):
-            await bus.dead_letter(SOURCE, raw, f"unexpected type {env.type}")
-            return []
+        env, message = accepted
         desk = Desk(batch.child(), cards, tz)
         try:
             outputs = desk.run(message, epoch_ms(env.occurred_at))
