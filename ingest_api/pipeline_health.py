@@ -29,7 +29,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.consumer_lag import GroupSample, GroupVerdict, LagPolicy, Partition, assess
 from schemas.topics import (
     CARD_ALERTS,
-    CARD_MOVEMENTS,
     CARD_TURNOVER,
     CONFIG_CARDS,
     LEDGER_EVENTS,
@@ -100,12 +99,7 @@ def pipeline_groups(prefix: str, agents_group: str) -> tuple[WatchedGroup, ...]:
         WatchedGroup(
             "agents",
             agents_group,
-            topics(
-                ORDER_COMMANDS.name,
-                ORDER_EVENTS.name,
-                CONFIG_CARDS.name,
-                CARD_MOVEMENTS.name,
-            ),
+            topics(ORDER_COMMANDS.name, CONFIG_CARDS.name),
         ),
         WatchedGroup(
             "projector",

@@ -55,9 +55,6 @@ CONFIG_PARTNERS = TopicSpec(
 CONFIG_CARDS = TopicSpec(
     "config-cards", key="card_id", cleanup=Cleanup.COMPACT, partitions=1, doc="cards and pools"
 )
-CARD_MOVEMENTS = TopicSpec(
-    "card-movements", key="card_id", doc="approved deposits re-keyed by card, for the monitor"
-)
 CARD_TURNOVER = TopicSpec(
     "card-turnover", key="card_id", doc="turnover windows (hour, day, month) per card"
 )
@@ -75,7 +72,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     LEDGER_EVENTS,
     CONFIG_PARTNERS,
     CONFIG_CARDS,
-    CARD_MOVEMENTS,
     CARD_TURNOVER,
     CARD_ALERTS,
     DEAD_LETTERS,

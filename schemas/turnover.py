@@ -74,6 +74,18 @@ class TurnoverUpdated(_CardMessage):
 
 
 @register
+class TurnoverWindows(_CardMessage):
+    """Every window of one card that one counted movement changed (hour, day and month), in
+    one message: the desk publishes one record per approval, not one per window (ADR 0005).
+    The card projector writes each window as a versioned upsert, like
+    :class:`TurnoverUpdated`, which logs written before ADR 0005 still carry."""
+
+    TYPE = "card.turnover_windows"
+
+    windows: list[TurnoverUpdated] = Field(min_length=1, max_length=len(WindowKind))
+
+
+@register
 class CardAlerted(_CardMessage):
     """Something about a card an operator should know; the facts depend on ``kind``."""
 

@@ -1,5 +1,4 @@
-"""Keeper's stream agents as one Faust app: the desk (orders, cards, balances) and the card
-monitor.
+"""Keeper's stream agents as one Faust app: the desk (orders, cards, balances, turnover).
 
 ``create_app(settings)`` builds an app without touching the network, so tests can build
 several (each with its own id and topic prefix) and the CLI can use the module-level
@@ -13,16 +12,12 @@ do not apply; processing is Faust's default at-least-once, which every handler t
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 import faust
 
-from stream_agents import card_monitor
 from stream_agents.bus import Bus
 from stream_agents.desk import agent as desk
 from stream_agents.settings import AgentSettings
 from stream_agents.topology import ensure_topics
-from stream_agents.wire import epoch_ms_now
 
 
 def create_app(settings: AgentSettings | None = None) -> faust.App:
@@ -45,8 +40,7 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         value_serializer="raw",
     )
     bus = Bus(app, settings)
-    desk.install(app, bus, settings, ZoneInfo(settings.card_time_zone))
-    card_monitor.install(app, bus, settings, epoch_ms_now)  # reads the desk's cards
+    desk.install(app, bus, settings)
     return app
 
 

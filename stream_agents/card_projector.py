@@ -38,7 +38,7 @@ import schemas  # noqa: F401 - registers every schema with the registry
 from db.repositories import turnover as repo
 from schemas.registry import SchemaError, decode
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER
-from schemas.turnover import CardAlerted, TurnoverUpdated
+from schemas.turnover import CardAlerted, TurnoverUpdated, TurnoverWindows
 from stream_agents.config_publisher import publish_configs
 from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import make_consumer, make_producer, run_process
@@ -104,6 +104,8 @@ def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topi
         batch.alerts.append(Entry(record, message))
     elif record.topic != alerts_topic and isinstance(message, TurnoverUpdated):
         batch.windows.append(Entry(record, message))
+    elif record.topic != alerts_topic and isinstance(message, TurnoverWindows):
+        batch.windows += [Entry(record, window) for window in message.windows]
     else:
         batch.rejected.append(Rejected(record, f"unexpected message type {env.type!r}"))
 

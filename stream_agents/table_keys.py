@@ -8,8 +8,9 @@ changelog partition, in the order the desk writes them (:mod:`stream_agents.desk
 
 - per order: ``placement/<uid>`` (its card), ``op/<uid>`` (its ledger operations), then
   ``order/<uid>`` (the order itself, written last);
-- shared by many orders: ``card/<pool>/<card>`` (a card's open orders and turnover) and
-  ``balance/<partner>`` (a partner's balances).
+- shared by many orders: ``card/<pool>/<card>`` (a card's open orders and turnover for its
+  limits), ``turnover/<card>`` (its monitored windows) and ``balance/<partner>`` (a
+  partner's balances).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ PLACEMENT_PREFIX: Final = "placement/"
 OPERATIONS_PREFIX: Final = "op/"
 CARD_PREFIX: Final = "card/"
 BALANCE_PREFIX: Final = "balance/"
+TURNOVER_PREFIX: Final = "turnover/"
 
 
 def order_key(uid: str) -> str:
@@ -46,6 +48,10 @@ def balance_key(partner_id: str) -> str:
     return BALANCE_PREFIX + partner_id
 
 
+def turnover_key(card_id: str) -> str:
+    return TURNOVER_PREFIX + card_id
+
+
 def write_rank(key: str) -> int:
     """When a key is written in a batch: an order's own facts (placement, operations) first,
     then the entries many orders share (cards, balances), the order itself last.
@@ -57,6 +63,6 @@ def write_rank(key: str) -> int:
     """
     if key.startswith(ORDER_PREFIX):
         return 2
-    if key.startswith((CARD_PREFIX, BALANCE_PREFIX)):
+    if key.startswith((CARD_PREFIX, BALANCE_PREFIX, TURNOVER_PREFIX)):
         return 1
     return 0

@@ -48,12 +48,13 @@ def from_epoch_ms(ms: int) -> datetime:
 
 
 #: Where the parts of one desk step address each other (ADR 0005): the order, its pool's
-#: cards, the partner's ledger. An :class:`Out` to one of these is handled within the same
-#: step, never sent.
+#: cards, the partner's ledger, the cards' turnover. An :class:`Out` to one of these is
+#: handled within the same step, never sent.
 TO_ORDER: Final = "desk/order"
 TO_POOL: Final = "desk/pool"
 TO_LEDGER: Final = "desk/ledger"
-WITHIN_DESK: Final = frozenset({TO_ORDER, TO_POOL, TO_LEDGER})
+TO_TURNOVER: Final = "desk/turnover"
+WITHIN_DESK: Final = frozenset({TO_ORDER, TO_POOL, TO_LEDGER, TO_TURNOVER})
 
 
 @dataclass(frozen=True, slots=True)

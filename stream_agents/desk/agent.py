@@ -31,7 +31,6 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import tzinfo
 from functools import partial
 from typing import Any, cast
 
@@ -46,6 +45,7 @@ from stream_agents.bus import Bus, retry_transient
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
 from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
+from stream_agents.desk.turnover import MonitorRules
 from stream_agents.settings import AgentSettings
 from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
 from stream_agents.wire import Out, epoch_ms, epoch_ms_now
@@ -98,7 +98,7 @@ def by_partition(events: Sequence[EventT[bytes]]) -> list[list[EventT[bytes]]]:
     return list(groups.values())
 
 
-def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> None:
+def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     """Declare the ``cards`` global table and its feeder, the ``desk`` table, the desk agent
     and the expiry timer."""
     # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
@@ -106,6 +106,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
     cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
     table = app.Table(DESK_TABLE, key_type=str, partitions=ORDER_COMMANDS.partitions)
     deadlines = Deadlines()
+    rules = MonitorRules.from_settings(settings)
     readable = cast(Readable, table)  # a Faust table is a mapping; its stubs overload get()
 
     def on_config(_: Any, message: Message) -> list[Out]:
@@ -131,7 +132,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings, tz: tzinfo) -> No
         if accepted is None:
             return []
         env, message = accepted
-        desk = Desk(batch.child(), cards, tz)
+        desk = Desk(batch.child(), cards, rules)
         try:
             outputs = desk.run(message, epoch_ms(env.occurred_at))
         except Exception as exc:  # a bug or corrupt state: park the command, keep going

@@ -19,12 +19,14 @@ from domain.orders import DeclineReason, Direction, Order, OrderStatus
 from schemas import cards as wc
 from schemas import ledger as wl
 from schemas import orders as w
+from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
 from stream_agents.wire import (
     TO_LEDGER,
     TO_ORDER,
     TO_POOL,
+    TO_TURNOVER,
     Out,
     message_id,
     order_from_dict,
@@ -100,7 +102,22 @@ def _side_requests(entry: OrderEntry) -> list[Out]:
     outputs = [_ledger(order, PostingKind.DEPOSIT_CREDIT)] if approved else []
     if order.card_id is not None and entry.pool_id is not None:
         outputs.append(release_card(entry.pool_id, order, order.card_id, approved=approved))
+        if approved:
+            outputs.append(_movement(order, order.card_id))
     return outputs
+
+
+def _movement(order: Order, card_id: str) -> Out:
+    """An approved deposit as money IN on its card, at the approval's time, for the turnover
+    windows. (Withdrawals name no platform card: the payout leaves from outside Keeper.)"""
+    movement = wt.CardMovement(
+        card_id=card_id,
+        uid=uuid.UUID(order.uid),
+        amount_minor=order.amount_minor,
+        currency=order.currency,
+        occurred_at_ms=order.updated_at_ms,
+    )
+    return _out(TO_TURNOVER, movement, order, movement.TYPE)
 
 
 def held_again(entry: OrderEntry) -> list[Out]:

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
 from typing import Any, Final, Protocol
 
 from schemas import cards as wc
 from schemas import ledger as wl
+from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
-from stream_agents.desk import ledger, orders, pool
+from stream_agents.desk import ledger, pool, turnover
+from stream_agents.desk import orders as order_part
 from stream_agents.desk.outputs import OrderEntry, held_again
+from stream_agents.desk.turnover import MonitorRules
 from stream_agents.table_keys import (
     balance_key,
     card_key,
     operations_key,
     order_key,
     placement_key,
+    turnover_key,
     write_rank,
 )
 from stream_agents.wire import (
@@ -42,9 +45,11 @@ from stream_agents.wire import (
     TO_LEDGER,
     TO_ORDER,
     TO_POOL,
+    TO_TURNOVER,
     WITHIN_DESK,
     OrderCommand,
     Out,
+    epoch_ms_now,
 )
 
 log = logging.getLogger(__name__)
@@ -111,12 +116,18 @@ class Overlay:
 
 @dataclass
 class Desk:
-    """The desk's state for one step: its table (an :class:`Overlay`) and the cards known."""
+    """The desk's state for one step: its table (an :class:`Overlay`), the cards known, and
+    the rules of the cards' time zone, alerts and holidays."""
 
     table: Overlay
     #: Card configurations by card id (``config.card`` payloads, JSON values).
     cards: Mapping[str, dict[str, Any]]
-    tz: tzinfo = UTC
+    rules: MonitorRules = field(default_factory=MonitorRules)
+    #: The wall clock, for the turnover part alone: which windows are still kept, hence
+    #: whether a movement comes too late, is judged against now, as the card monitor always
+    #: did. (A redelivered movement counts nowhere either way: each window keeps the orders
+    #: it counted.) Every other part decides at the command's own instant.
+    clock: Callable[[], int] = epoch_ms_now
     #: Orders written in this step, so the caller can keep its index of deadlines.
     touched: set[str] = field(default_factory=set)
 
@@ -146,14 +157,17 @@ class Desk:
         if part == TO_POOL:
             assert isinstance(message, wc.RequestCard | wc.ReleaseCard | wc.PauseCard)
             return self._pool(message, at_ms)
-        assert part == TO_LEDGER, part
-        assert isinstance(message, wl.ApplyLedgerOp), type(message)
-        return self._ledger(message, at_ms)
+        if part == TO_LEDGER:
+            assert isinstance(message, wl.ApplyLedgerOp), type(message)
+            return self._ledger(message, at_ms)
+        assert part == TO_TURNOVER, part
+        assert isinstance(message, wt.CardMovement), type(message)
+        return self._turnover(message, at_ms)
 
     def _order(self, message: OrderCommand, at_ms: int, *, redelivered: bool) -> list[Out]:
         uid = str(message.uid)
         stored = self.table.get(order_key(uid))
-        step = orders.handle(OrderEntry.from_json(stored) if stored else None, at_ms, message)
+        step = order_part.handle(OrderEntry.from_json(stored) if stored else None, at_ms, message)
         if step.changed and step.entry is not None:
             self.table[order_key(uid)] = step.entry.to_json()
             self.touched.add(uid)
@@ -178,10 +192,10 @@ class Desk:
         if isinstance(message, wc.RequestCard):
             configs = [c for c in self.cards.values() if c["pool_id"] == pool_id]
             known = self._slots(pool_id, [placed_on, *(c["card_id"] for c in configs)])
-            step = pool.handle_request(placement, known, message, configs, at_ms, self.tz)
+            step = pool.handle_request(placement, known, message, configs, at_ms, self.rules.tz)
         else:
             known = self._slots(pool_id, [placed_on])
-            step = pool.handle_release(placement, known, message, at_ms, self.tz)
+            step = pool.handle_release(placement, known, message, at_ms, self.rules.tz)
         if step.placement is not None:
             self.table[placement_key(uid)] = step.placement
         for card_id, slot in step.slots.items():
@@ -200,6 +214,16 @@ class Desk:
         if step.balances is not None:
             self.table[balances] = step.balances
         return step.outputs
+
+    def _turnover(self, movement: wt.CardMovement, at_ms: int) -> list[Out]:
+        key = turnover_key(movement.card_id)
+        config = self.cards.get(movement.card_id)
+        stored, outputs = turnover.handle_movement(
+            self.table.get(key), movement, config, self.rules, self.clock()
+        )
+        if stored is not None:
+            self.table[key] = stored
+        return outputs
 
 
 def latest_events_only(outputs: list[Out]) -> list[Out]:

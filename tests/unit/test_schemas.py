@@ -162,6 +162,23 @@ EXAMPLES: list[Message] = [
         in_count=1,
         version=1,
     ),
+    turnover.TurnoverWindows(
+        card_id="card-1",
+        windows=[
+            turnover.TurnoverUpdated(
+                card_id="card-1",
+                currency="RUB",
+                window_kind=kind,
+                window_start_ms=NOW_MS - 1000,
+                window_end_ms=NOW_MS + 1000,
+                time_zone="UTC",
+                in_minor=150_000,
+                in_count=1,
+                version=2,
+            )
+            for kind in turnover.WindowKind
+        ],
+    ),
     turnover.CardAlerted(
         card_id="card-1",
         alert_id=UID,

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import faust
-import pytest
-
 from domain.orders import Direction, OrderStatus
-from domain.turnover import HOUR_MS, HolidayRules, WindowKind
+from domain.turnover import HOUR_MS, HolidayRules
 from schemas import cards as wc
 from schemas import orders as w
 from schemas import turnover as wt
-from schemas.registry import encode
-from stream_agents.card_monitor import MonitorRules, Stored, handle_movement, movement_of
+from stream_agents.desk.outputs import OrderEntry, state_outputs
 from stream_agents.desk.pool import handle_pause
-from stream_agents.wire import Out, epoch_ms_now, from_epoch_ms
-from tests.unit.agents.builders import CARD_MASKED, T0, capture_sends, env, faust_app
+from stream_agents.desk.turnover import MonitorRules, Stored, handle_movement
+from stream_agents.wire import TO_TURNOVER, Out
+from tests.unit.agents.builders import CARD_MASKED, T0
 from tests.unit.agents.test_desk_pool import Pool, config, release, request
 
 RULES = MonitorRules(holidays=HolidayRules(on_daily_limit_ms=2 * HOUR_MS))
@@ -58,19 +53,24 @@ class Monitor:
 def kinds(outputs: list[Out]) -> list[str]:
     named = []
     for out in outputs:
-        detail = getattr(out.message, "window_kind", None) or getattr(out.message, "kind", "")
+        windows = getattr(out.message, "windows", [])
+        detail = ",".join(w.window_kind for w in windows) or getattr(out.message, "kind", "")
         named.append(f"{out.message.TYPE}:{detail}")
     return named
 
 
-def snapshot(direction: Direction = Direction.DEPOSIT, card_id: str | None = "card-1") -> Any:
+def snapshot(
+    direction: Direction = Direction.DEPOSIT,
+    card_id: str | None = "card-1",
+    status: OrderStatus = OrderStatus.APPROVED,
+) -> Any:
     return w.OrderSnapshot(
         uid=uuid.uuid4(),
         version=5,
         partner_id="acme",
         partner_order_id="inv-1",
         direction=direction,
-        status=OrderStatus.APPROVED,
+        status=status,
         amount_minor=150_000,
         fee_minor=3_000,
         currency="RUB",
@@ -83,27 +83,24 @@ def snapshot(direction: Direction = Direction.DEPOSIT, card_id: str | None = "ca
     )
 
 
-def test_only_approved_deposits_become_movements_at_their_approval_time() -> None:
-    deposit = w.OrderApproved(order=snapshot())
-    [out] = movement_of(env(deposit, at_ms=T0 + 7), deposit)
-    assert isinstance(out.message, wt.CardMovement)
-    assert (out.topic, out.key, out.message.occurred_at_ms) == ("card-movements", b"card-1", T0 + 7)
-    assert movement_of(env(deposit, at_ms=T0 + 9), deposit)[0].message_id == out.message_id
-    withdrawal = w.OrderApproved(order=snapshot(Direction.WITHDRAWAL, None))
-    created = w.OrderCreated(order=snapshot())
-    assert movement_of(env(withdrawal), withdrawal) == []
-    assert movement_of(env(created), created) == []
+def test_only_approved_deposits_on_a_card_count_as_movements_at_their_approval_time() -> None:
+    deposit = OrderEntry(order=snapshot().to_order(), pool_id="pool-1")
+    [movement_out] = [o for o in state_outputs(deposit) if o.topic == TO_TURNOVER]
+    moved = movement_out.message
+    assert isinstance(moved, wt.CardMovement)
+    assert (moved.card_id, moved.occurred_at_ms) == ("card-1", T0 + 5_000)
+    assert movement_out.message_id == state_outputs(deposit)[-1].message_id  # stable
+    withdrawal = OrderEntry(order=snapshot(Direction.WITHDRAWAL, None).to_order())
+    created = OrderEntry(order=snapshot(status=OrderStatus.NEW).to_order(), pool_id="pool-1")
+    for entry in (withdrawal, created):
+        assert [o for o in state_outputs(entry) if o.topic == TO_TURNOVER] == []
 
 
 def test_a_movement_updates_three_windows_and_a_redelivery_repeats_them_identically() -> None:
     monitor = Monitor(config())
     message = movement()
     first = monitor.feed(message)
-    assert kinds(first) == [
-        "card.turnover_updated:hour",
-        "card.turnover_updated:day",
-        "card.turnover_updated:month",
-    ]
+    assert kinds(first) == ["card.turnover_windows:hour,day,month"]  # one record
     stored = monitor.stored
     again = monitor.feed(message)
     assert monitor.stored == stored
@@ -112,7 +109,7 @@ def test_a_movement_updates_three_windows_and_a_redelivery_repeats_them_identica
 
 def test_limit_shares_raise_alerts_and_a_full_day_starts_a_holiday() -> None:
     monitor = Monitor(config(daily_limit_minor=200_000))
-    assert kinds(monitor.feed(movement(amount=100_000)))[3:] == []
+    assert kinds(monitor.feed(movement(amount=100_000)))[1:] == []
     crossing = movement(amount=70_000, at_ms=T0 + 10)
     outputs = monitor.feed(crossing)
     alerts = [o.message for o in outputs if isinstance(o.message, wt.CardAlerted)]
@@ -121,8 +118,7 @@ def test_limit_shares_raise_alerts_and_a_full_day_starts_a_holiday() -> None:
     ]
     outputs = monitor.feed(movement(amount=30_000, at_ms=T0 + 20))
     [pause] = [o for o in outputs if isinstance(o.message, wc.PauseCard)]
-    assert pause.topic == "order-commands"
-    assert pause.key == b"pool:pool-1"  # to the pool's desk
+    assert pause.topic == "desk/pool"  # handed to the pool part within the desk
     assert pause.message.until_ms == T0 + 20 + 2 * HOUR_MS  # type: ignore[attr-defined]
     holiday = [o.message for o in outputs if getattr(o.message, "kind", None) == "holiday_started"]
     assert len(holiday) == 1
@@ -167,42 +163,6 @@ def test_a_newer_configuration_overrides_the_pause() -> None:
     pool.slots["card-1"] = slot
     pool.configs = [config(version=2)]  # an admin ended the holiday in the console
     assert isinstance(pool.ask(request(), now_ms=T0).message, w.AssignCard)
-
-
-# --- through Faust ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
-    return capture_sends(monkeypatch)
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[faust.App]:
-    yield from faust_app(tmp_path)
-
-
-async def test_the_monitor_agent_keeps_windows_in_its_table(
-    app: faust.App, sent: list[Out]
-) -> None:
-    approved = w.OrderApproved(order=snapshot())
-    raw = encode(approved, occurred_at=from_epoch_ms(epoch_ms_now() - 60_000))
-    async with app.agents["card-movements"].test_context() as rekey:
-        await rekey.put(key=str(approved.order.uid).encode(), value=raw)
-    [moved] = sent
-    assert isinstance(moved.message, wt.CardMovement)
-    sent.clear()
-    async with app.agents["card-monitor"].test_context() as monitor:
-        await monitor.put(key=b"card-1", value=moved.encode())
-        await monitor.put(key=b"card-1", value=moved.encode())  # redelivered
-    table: Any = app.tables["turnover"]
-    buckets = table["card-1"]["buckets"]
-    assert [(b[0], b[3], b[4]) for b in buckets] == [
-        (WindowKind.DAY, 150_000, 1),
-        (WindowKind.HOUR, 150_000, 1),
-        (WindowKind.MONTH, 150_000, 1),
-    ]
-    assert len({o.message_id for o in sent}) == 3  # the repeat sent the same three updates
 
 
 def test_the_pool_agent_counts_days_in_the_configured_time_zone() -> None:

@@ -25,6 +25,7 @@ from stream_agents.table_keys import (
     card_key,
     order_key,
     placement_key,
+    turnover_key,
     write_rank,
 )
 from stream_agents.wire import Out
@@ -57,7 +58,7 @@ def run_batch(table: dict[str, Any], batch: Batch) -> tuple[list[Out], list[tupl
     """The batch as the agent runs it: the messages out, and the writes in flush order."""
     overlay, outputs = Overlay(table), []
     for message, at_ms in batch:
-        desk = Desk(overlay.child(), CARDS)
+        desk = Desk(overlay.child(), CARDS, clock=lambda: T0 + 60_000)
         outputs += desk.run(message, at_ms)
         overlay.merge(desk.table)
     return outputs, [(key, json.loads(json.dumps(value))) for key, value in overlay.writes()]
@@ -143,6 +144,7 @@ def test_a_deposit_life_credits_the_partner_and_frees_the_card_with_its_turnover
         "order.payment_confirmed",
         "order.approved",
         "ledger.posted",
+        "card.turnover_windows",  # the card's hour, day and month windows, in one record
     ]
     [posted] = [out.message for out in published if isinstance(out.message, wl.LedgerPosted)]
     assert (posted.kind, posted.available_minor) == ("deposit_credit", 150_000 - 3_000)
@@ -150,6 +152,8 @@ def test_a_deposit_life_credits_the_partner_and_frees_the_card_with_its_turnover
     slot = table[card_key("pool-1", "card-1")]
     assert slot["open"] == {}
     assert (slot["day_minor"], slot["day_count"]) == (150_000, 1)
+    monitored = {b[0]: (b[3], b[4]) for b in table[turnover_key("card-1")]["buckets"]}
+    assert monitored == {"hour": (150_000, 1), "day": (150_000, 1), "month": (150_000, 1)}
 
 
 def test_a_withdrawal_holds_the_partners_funds_at_the_same_desk() -> None:

@@ -1,16 +1,13 @@
-"""The card monitor: turnover windows per card, limit alerts and automatic holidays.
+"""The desk's turnover part, the card monitor: windows per card, limit alerts, holidays.
 
-Two agents (docs/card-monitoring.md, docs/decisions/0002-turnover-windows.md):
-
-* ``card-movements`` reads ``order-events`` and re-keys every approved deposit by its card
-  (``card.movement`` on ``card-movements``, key card id, the approval's time as event time),
-  so that one card's windows live in one partition of the table below;
-* ``card-monitor`` reads ``card-movements`` into the changelog-backed table ``turnover``
-  (card id → its hour, day and month buckets, each with the order ids it counted) through
-  the pure :func:`domain.turnover.add_movement`, and publishes every changed window
-  (``card.turnover_updated`` on ``card-turnover``), every limit share newly reached
-  (``card.alert`` on ``card-alerts``) and every holiday a rule starts (``card.pause`` on
-  ``order-commands`` for the pool's desk, plus a ``holiday_started`` alert).
+(docs/card-monitoring.md, decisions 0002 and 0005.) When the desk approves a deposit on one
+of its cards, the pool part hands this part a ``card.movement`` (the approval's amount, at the
+approval's time). It counts the movement into the card's hour, day and month buckets (entry
+``turnover/<card>`` of the desk's table, each bucket with the order ids it counted) through
+the pure :func:`domain.turnover.add_movement`, and publishes in one record every window it
+changed (``card.turnover_windows`` on ``card-turnover``), every limit share newly reached
+(``card.alert`` on ``card-alerts``) and every holiday a rule starts: a ``holiday_started``
+alert, and a ``card.pause`` handed to the pool part at once.
 
 At least once: a redelivered movement counts nowhere; it re-publishes the current state of
 its windows and the alerts and holidays already decided for them, with the same ids, so a
@@ -21,17 +18,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-import faust
-
 from domain.cards import Card
 from domain.errors import DomainError
-from domain.orders import Direction
 from domain.turnover import (
     HOUR_MS,
     Applied,
@@ -51,14 +45,11 @@ from domain.turnover import (
     reached_now,
 )
 from schemas import cards as wc
-from schemas import orders as w
 from schemas import turnover as wt
-from schemas.envelope import Envelope, Message
-from schemas.topics import CARD_ALERTS, CARD_MOVEMENTS, CARD_TURNOVER, ORDER_COMMANDS, ORDER_EVENTS
-from stream_agents.bus import Bus
+from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from stream_agents.desk.pool import card_from_config
 from stream_agents.settings import AgentSettings
-from stream_agents.wire import Out, epoch_ms, message_id
+from stream_agents.wire import TO_POOL, Out, message_id
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +92,6 @@ class MonitorRules:
         )
 
 
-# --- re-keying approved deposits ----------------------------------------------------------
-
-
-def movement_of(env: Envelope, message: Message) -> list[Out]:
-    """An approved deposit as a movement on its card; nothing for any other event.
-
-    Withdrawals name no platform card (the payout leaves from outside Keeper's cards), so
-    there is no money OUT per card to count.
-    """
-    if not isinstance(message, w.OrderApproved):
-        return []
-    order = message.order
-    if order.direction is not Direction.DEPOSIT or order.card_id is None:
-        return []
-    at_ms = epoch_ms(env.occurred_at)
-    movement = wt.CardMovement(
-        card_id=order.card_id,
-        uid=order.uid,
-        amount_minor=order.amount_minor,
-        currency=order.currency,
-        occurred_at_ms=at_ms,
-    )
-    return [Out(CARD_MOVEMENTS.name, movement, message_id(order.uid, movement.TYPE), at_ms)]
-
-
 # --- the table entry as JSON --------------------------------------------------------------
 
 
@@ -162,10 +128,10 @@ def alert_id(card_id: str, *facts: object) -> uuid.UUID:
     return uuid.uuid5(ALERT_NAMESPACE, ":".join(str(part) for part in (card_id, *facts)))
 
 
-def _window_update(
-    card_id: str, pool_id: str | None, currency: str, bucket: Bucket, tz_name: str, at_ms: int
-) -> Out:
-    update = wt.TurnoverUpdated(
+def _window(
+    card_id: str, pool_id: str | None, currency: str, bucket: Bucket, tz_name: str
+) -> wt.TurnoverUpdated:
+    return wt.TurnoverUpdated(
         card_id=card_id,
         pool_id=pool_id,
         currency=currency,
@@ -177,8 +143,16 @@ def _window_update(
         in_count=bucket.in_count,
         version=bucket.version,
     )
-    key = message_id(card_id, update.TYPE, bucket.kind, bucket.start_ms, bucket.version)
-    return Out(CARD_TURNOVER.name, update, key, at_ms)
+
+
+def _windows_out(card_id: str, windows: list[wt.TurnoverUpdated], at_ms: int) -> list[Out]:
+    """One record for every window one movement changed; its id names their versions, so a
+    re-publication is identical."""
+    if not windows:
+        return []
+    update = wt.TurnoverWindows(card_id=card_id, windows=windows)
+    facts = [(w.window_kind.value, w.window_start_ms, w.version) for w in windows]
+    return [Out(CARD_TURNOVER.name, update, message_id(card_id, update.TYPE, *facts), at_ms)]
 
 
 def _limit_alert(card: Card, crossing: Crossing, at_ms: int) -> Out:
@@ -228,7 +202,7 @@ def holiday_outputs(card: Card, holiday: Holiday, at_ms: int) -> list[Out]:
         holiday_until_ms=holiday.until_ms,
     )
     return [
-        Out(ORDER_COMMANDS.name, pause, message_id(ident, pause.TYPE), at_ms),
+        Out(TO_POOL, pause, message_id(ident, pause.TYPE), at_ms),
         Out(CARD_ALERTS.name, alert, ident, at_ms),
     ]
 
@@ -296,10 +270,10 @@ def handle_movement(
         return _not_counted(stored, applied, card, message, kept, rules)
     at_ms = movement.at_ms
     pool_id = card.pool_id if card else None
-    outputs = [
-        _window_update(movement.card_id, pool_id, movement.currency, b, rules.tz_name, at_ms)
-        for b in counted
+    windows = [
+        _window(movement.card_id, pool_id, movement.currency, b, rules.tz_name) for b in counted
     ]
+    outputs = _windows_out(movement.card_id, windows, at_ms)
     if card is not None:
         for bucket in counted:
             before = applied.before[bucket.kind]
@@ -334,14 +308,12 @@ def _not_counted(
         return new_state, []
     at_ms = message.occurred_at_ms
     pool_id = card.pool_id if card else None
-    outputs = []
+    windows, outputs = [], []
     for kind, outcome in applied.outcomes.items():
         if outcome is not Outcome.DUPLICATE:
             continue
         bucket = applied.after[kind]
-        outputs.append(
-            _window_update(message.card_id, pool_id, message.currency, bucket, rules.tz_name, at_ms)
-        )
+        windows.append(_window(message.card_id, pool_id, message.currency, bucket, rules.tz_name))
         if card is not None:
             outputs += [
                 _limit_alert(card, c, at_ms)
@@ -350,30 +322,6 @@ def _not_counted(
             holiday = kept.get((kind.value, bucket.start_ms))
             if holiday is not None:
                 outputs += holiday_outputs(card, _holiday_from_json(holiday), at_ms)
-    return (new_state if new_state != stored else None), outputs
-
-
-def install(app: faust.App, bus: Bus, settings: AgentSettings, now_ms: Callable[[], int]) -> None:
-    """Declare the ``turnover`` table and the two agents; needs the desk's ``cards``."""
-    rules = MonitorRules.from_settings(settings)
-    cards: Any = app.tables["cards"]
-    turnover = app.Table("turnover", key_type=str, partitions=CARD_MOVEMENTS.partitions)
-
-    def on_movement(env: Envelope, message: Message) -> list[Out]:
-        assert isinstance(message, wt.CardMovement)
-        config = cards.get(message.card_id)
-        state, outputs = handle_movement(
-            turnover.get(message.card_id), message, config, rules, now_ms()
-        )
-        if state is not None:
-            turnover[message.card_id] = state
-        return outputs
-
-    @app.agent(bus.topic(ORDER_EVENTS.name), name="card-movements")
-    async def card_movements(stream: faust.StreamT[bytes]) -> None:
-        accepts = (Message,)  # every order event is welcome; only approvals are used
-        await bus.consume(stream, ORDER_EVENTS.name, accepts, movement_of)
-
-    @app.agent(bus.topic(CARD_MOVEMENTS.name), name="card-monitor")
-    async def card_monitor(stream: faust.StreamT[bytes]) -> None:
-        await bus.consume(stream, CARD_MOVEMENTS.name, (wt.CardMovement,), on_movement)
+    return (new_state if new_state != stored else None), _windows_out(
+        message.card_id, windows, at_ms
+    ) + outputs
