@@ -16,13 +16,12 @@ import faust
 import pytest
 
 from domain.cards import CardStatus
-from domain.orders import Direction
 from schemas import cards as wc
 from schemas import orders as w
 from schemas.registry import encode
 from stream_agents.bus import Bus
 from stream_agents.wire import Out
-from tests.unit.agents.builders import capture_sends, faust_app
+from tests.unit.agents.builders import capture_sends, faust_app, open_order
 
 
 @pytest.fixture
@@ -37,17 +36,7 @@ def app(tmp_path: Path) -> Iterator[faust.App]:
 
 async def test_open_is_stored_and_published(app: faust.App, sent: list[Out]) -> None:
     uid = uuid.uuid4()
-    message = w.OpenOrder(
-        uid=uid,
-        partner_id="acme",
-        partner_order_id="inv-1",
-        direction=Direction.DEPOSIT,
-        amount_minor=150_000,
-        currency="RUB",
-        ttl_s=900,
-        fee_bp=200,
-        pool_id="pool-1",
-    )
+    message = open_order(uid=uid, desk="pool:pool-1")
     async with app.agents["desk"].test_context() as agent:
         await agent.put(key=b"pool:pool-1", value=encode(message))
     desk: Any = app.tables["desk"]
@@ -98,18 +87,7 @@ async def test_the_desk_opens_a_deposit_on_a_configured_card_in_one_step(
         version=1,
     )
     uid = uuid.uuid4()
-    opening = w.OpenOrder(
-        uid=uid,
-        partner_id="acme",
-        partner_order_id="inv-2",
-        direction=Direction.DEPOSIT,
-        amount_minor=5_000,
-        currency="RUB",
-        ttl_s=900,
-        fee_bp=200,
-        pool_id="pool-1",
-        desk="pool:pool-1",
-    )
+    opening = open_order(uid=uid, amount_minor=5_000, desk="pool:pool-1")
     async with app.agents["card-config"].test_context() as feeder:
         await feeder.put(key=b"card-1", value=encode(config))
     async with app.agents["desk"].test_context() as desk_agent:
