@@ -218,6 +218,13 @@ async def balance(partner: CurrentPartner, services: ServicesDep) -> BalanceList
 
 
 async def _own_order(services: Services, partner_id: str, uid: uuid.UUID) -> OrderPublic:
+    """From the API's view of ``order-events`` when it holds the order (it is there as soon
+    as the create is answered, and the projector may trail it), else from PostgreSQL."""
+    known = services.view.latest(uid) if services.feed is not None else None
+    if known is not None:
+        if known.partner_id != partner_id:
+            raise ApiError(404, "order_not_found", "no such order")
+        return await public_from_snapshot(services, known)
     row = await services.db(lambda s: orders_repo.get_order(s, uid))
     if row is None or row.partner_id != partner_id:
         raise ApiError(404, "order_not_found", "no such order")
