@@ -306,6 +306,48 @@ async def test_concurrent_replays_let_exactly_one_through(db: sessionmaker[Sessi
     assert results.count(True) == 1
 
 
+async def test_batched_stores_refuse_replays_across_workers_and_within_a_batch(
+    db: sessionmaker[Session],
+) -> None:
+    worker_a, worker_b = nonces.BatchedNonceStore(db), nonces.BatchedNonceStore(db)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    same = "same-nonce-0123456789"
+    results = await asyncio.gather(
+        *((worker_a, worker_b)[i % 2].remember("kp_a", same, expires) for i in range(20))
+    )
+    assert results.count(True) == 1  # one winner across both workers and within batches
+    assert await worker_b.remember("kp_b", same, expires) is True  # nonces are per key
+    assert await worker_a.remember("kp_b", same, expires) is False
+
+
+async def test_batched_store_writes_a_burst_in_few_round_trips(db: sessionmaker[Session]) -> None:
+    store = nonces.BatchedNonceStore(db, max_batch=50)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    results = await asyncio.gather(
+        *(store.remember("kp_a", f"burst-{i:04d}-0123456789", expires) for i in range(200))
+    )
+    assert all(results)
+    assert store.nonces == 200
+    assert store.batches <= 10  # group commit: 200 requests, a handful of INSERTs
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(ApiNonce)) == 200
+
+
+async def test_batched_store_fails_every_request_of_a_failed_batch(
+    db: sessionmaker[Session],
+) -> None:
+    store = nonces.BatchedNonceStore(db)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    too_long = "k" * 500  # longer than the column allows: the INSERT fails
+    results = await asyncio.gather(
+        store.remember(too_long, "n-0123456789abcdef", expires),
+        store.remember(too_long, "m-0123456789abcdef", expires),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) for r in results)
+    assert await store.remember("kp_a", "after-0123456789abc", expires) is True
+
+
 def test_prune_forgets_only_expired_nonces(db: sessionmaker[Session]) -> None:
     with db.begin() as session:
         assert nonces.remember_nonce(session, "kp_a", "old-nonce-0123456789", T0)
