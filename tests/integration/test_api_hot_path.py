@@ -76,7 +76,8 @@ def background(statement: str) -> bool:
 
 async def test_create_makes_no_database_round_trip_but_the_nonce_batch(system: System):
     await system.partner.get("/v1/balance")  # warm: the first call of a partner
-    assert system.services is not None and isinstance(system.services.keys, KeyRing)
+    assert system.services is not None
+    assert isinstance(system.services.keys, KeyRing)
     lookups = system.services.keys.lookups
 
     with statements(system) as sent:
@@ -90,7 +91,8 @@ async def test_create_makes_no_database_round_trip_but_the_nonce_batch(system: S
     assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers]
     assert all(a.json()["card"]["number"] for a in answers)  # the card from memory
     hot = [s for s in sent if not background(s)]
-    assert hot and all(s.startswith("INSERT INTO api_nonces") for s in hot), hot
+    assert hot, hot
+    assert all(s.startswith("INSERT INTO api_nonces") for s in hot), hot
     assert len(hot) <= 8
     assert system.services.keys.lookups == lookups
 
@@ -112,7 +114,8 @@ async def test_a_revoked_key_stops_working_within_one_second(system: System):
         assert answer.status_code == 200, answer.text
         await asyncio.sleep(0.02)
 
-    assert refused_after_s is not None and refused_after_s <= 1.0, refused_after_s
+    assert refused_after_s is not None, refused_after_s
+    assert refused_after_s <= 1.0, refused_after_s
     # The bound holds whatever the poller does: past it, every request is refused.
     await asyncio.sleep(max(0.0, committed + 1.0 - time.monotonic()))
     late = await system.partner.get("/v1/balance")
@@ -202,7 +205,8 @@ async def test_a_partner_over_its_rate_is_refused_and_does_not_slow_another(syst
     refused = [(a, ms) for a, ms in flooded if a.status_code == 429]
     admitted = [a for a, _ in flooded if a.status_code == 200]
     assert len(admitted) + len(refused) == 60
-    assert 5 <= len(admitted) <= 7 and len(refused) >= 53  # the burst, plus what refills
+    assert 5 <= len(admitted) <= 7
+    assert len(refused) >= 53  # the burst, plus what refills
     for answer, _ in refused:
         assert answer.json()["error"]["code"] == "rate_limited"
         assert int(answer.headers["Retry-After"]) >= 1

@@ -47,7 +47,8 @@ def test_newest_version_wins_and_an_old_republish_cannot_roll_back():
     view.apply(partner(1))  # an older message read later (a re-publish of version 1)
 
     found = view.partner("shop")
-    assert found is not None and found.status is PartnerStatus.SUSPENDED
+    assert found is not None
+    assert found.status is PartnerStatus.SUSPENDED
 
 
 def test_records_are_decoded_and_undecodable_or_tombstones_skipped():
@@ -58,5 +59,7 @@ def test_records_are_decoded_and_undecodable_or_tombstones_skipped():
     view._handle(b"not a message")
 
     found = view.card("c1")
-    assert found is not None and found.bank == "New Bank"
-    assert view.partner("shop") is None and view.card("c2") is None
+    assert found is not None
+    assert found.bank == "New Bank"
+    assert view.partner("shop") is None
+    assert view.card("c2") is None

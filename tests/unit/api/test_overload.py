@@ -38,7 +38,8 @@ def test_tokens_come_back_at_the_rate_and_never_beyond_the_burst():
 
     assert bucket.take(0.05) == pytest.approx(0.05)  # half a token so far
     assert bucket.take(0.1) == 0.0
-    assert bucket.take(100.0) == 0.0 and bucket.tokens == pytest.approx(1.0)  # capped at 2
+    assert bucket.take(100.0) == 0.0
+    assert bucket.tokens == pytest.approx(1.0)  # capped at 2
 
 
 def test_a_refused_request_takes_nothing():
@@ -51,9 +52,9 @@ def test_a_refused_request_takes_nothing():
 
 
 def test_rates_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="burst"):
         Rate(per_s=-1, burst=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="burst"):
         Rate(per_s=1, burst=0)
 
 
@@ -96,13 +97,17 @@ class Gate:
     """An app whose order and stream requests wait until released; it records the request
     id each request saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 1) -> None:
         self.release = asyncio.Event()
+        self.expected = expected
+        self.all_entered = asyncio.Event()
         self.entered = 0
         self.seen_ids: list[str] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.entered += 1
+        if self.entered >= self.expected:
+            self.all_entered.set()
         self.seen_ids.append(request_id.get())
         if scope["path"] in ("/v1/orders", "/v1/pay/abc/events"):
             await self.release.wait()
@@ -116,12 +121,11 @@ def client(app: Admission) -> httpx.AsyncClient:
 
 
 async def test_requests_above_the_limit_are_shed_at_once_with_retry_after():
-    gate = Gate()
+    gate = Gate(expected=2)
     admission = Admission(gate, max_in_flight=2, retry_after_s=3)
     async with client(admission) as api:
         held = [asyncio.create_task(api.get("/v1/orders")) for _ in range(2)]
-        while gate.entered < 2:
-            await asyncio.sleep(0.001)
+        await gate.all_entered.wait()
 
         started = time.monotonic()
         shed = await api.get("/v1/orders")
@@ -138,7 +142,9 @@ async def test_requests_above_the_limit_are_shed_at_once_with_retry_after():
     assert shed_ms < 50
     assert probe.status_code == 200
     assert [a.status_code for a in answers] == [200, 200]
-    assert after.status_code == 200 and admission.in_flight == 0 and admission.shed == 1
+    assert after.status_code == 200
+    assert admission.in_flight == 0
+    assert admission.shed == 1
 
 
 async def test_event_streams_of_the_payment_form_are_not_counted():
@@ -146,8 +152,7 @@ async def test_event_streams_of_the_payment_form_are_not_counted():
     admission = Admission(gate, max_in_flight=1)
     async with client(admission) as api:
         stream = asyncio.create_task(api.get("/v1/pay/abc/events"))
-        while gate.entered < 1:
-            await asyncio.sleep(0.001)
+        await gate.all_entered.wait()
         gate.release.set()
         fast = await api.get("/fast")
         await stream
@@ -166,7 +171,8 @@ async def test_the_request_id_is_kept_returned_and_logged_on_errors(
         with caplog.at_level(logging.WARNING, logger="ingest_api.admission"):
             broken = await api.get("/broken", headers={"X-Request-Id": "req-500"})
 
-    assert mine.headers["X-Request-Id"] == "req-123" and gate.seen_ids[0] == "req-123"
+    assert mine.headers["X-Request-Id"] == "req-123"
+    assert gate.seen_ids[0] == "req-123"
     assert junk.headers["X-Request-Id"] != "bad id\twith spaces"
     assert len(junk.headers["X-Request-Id"]) == 32
     assert broken.status_code == 500
@@ -174,5 +180,5 @@ async def test_the_request_id_is_kept_returned_and_logged_on_errors(
 
 
 def test_admission_limits_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_in_flight"):
         Admission(Gate(), max_in_flight=0)

@@ -44,9 +44,11 @@ def test_sign_out_and_password_change_forget_at_once():
     cache.put("a", olga), cache.put("b", olga), cache.put("c", ivan)
 
     cache.forget("a")
-    assert cache.get("a") is None and cache.get("b") == olga
+    assert cache.get("a") is None
+    assert cache.get("b") == olga
     cache.forget_user(olga.id)
-    assert cache.get("b") is None and cache.get("c") == ivan
+    assert cache.get("b") is None
+    assert cache.get("c") == ivan
 
 
 def test_zero_ttl_caches_nothing_and_the_size_is_bounded():
