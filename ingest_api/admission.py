@@ -57,6 +57,17 @@ class Admission:
         self.retry_after_s = retry_after_s
         self.in_flight = 0
         self.shed = 0
+        refusal = error_response(
+            503,
+            "overloaded",
+            f"the API is at capacity ({max_in_flight} requests in flight); "
+            f"retry after {retry_after_s} s",
+        )
+        self._shed_body = bytes(refusal.body)
+        self._shed_headers = [
+            *refusal.raw_headers,
+            (b"retry-after", str(retry_after_s).encode("ascii")),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,16 +112,12 @@ class Admission:
             )
 
     async def _shed(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        """The refusal is rendered once, at start: shedding must cost next to nothing, or a
+        flood of refusals becomes the overload."""
         self.shed += 1
-        response = error_response(
-            503,
-            "overloaded",
-            f"the API is at capacity ({self.max_in_flight} requests in flight); "
-            f"retry after {self.retry_after_s} s",
-        )
-        response.headers["Retry-After"] = str(self.retry_after_s)
-        response.headers[REQUEST_ID_HEADER] = rid
-        await response(scope, receive, send)
+        headers = [*self._shed_headers, (b"x-request-id", rid.encode("ascii"))]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": self._shed_body})
 
 
 __all__ = ["EXEMPT_PATHS", "REQUEST_ID_HEADER", "Admission", "request_id"]
