@@ -11,7 +11,9 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from ingest_api.admission import Admission, request_id
+from ingest_api.app import create_app
 from ingest_api.rate_limit import PartnerLimiter, Rate, RateLimitedError, TokenBucket
+from ingest_api.settings import ApiSettings
 
 
 class FakeClock:
@@ -182,3 +184,15 @@ async def test_the_request_id_is_kept_returned_and_logged_on_errors(
 def test_admission_limits_are_checked():
     with pytest.raises(ValueError, match="max_in_flight"):
         Admission(Gate(), max_in_flight=0)
+
+
+def test_the_openapi_documents_the_overload_answers():
+    paths = create_app(ApiSettings(api_docs_public=True)).openapi()["paths"]
+    create = paths["/v1/orders"]["post"]["responses"]
+    balance = paths["/v1/balance"]["get"]["responses"]
+    payer = paths["/v1/pay/{uid}"]["get"]["responses"]
+
+    assert "rate_limited" in create["429"]["description"]
+    assert "rate_limited" in balance["429"]["description"]
+    assert "overloaded" in create["503"]["description"]
+    assert "overloaded" in payer["503"]["description"]
