@@ -6,7 +6,9 @@ key: the secret's bytes are its UTF-8 encoding. HMAC verification needs the secr
 so it is stored sealed by :class:`~db.crypto.SecretBox`, never hashed; it is returned exactly
 once, by :func:`issue_api_key`. The prefixes let secret scanners recognise a leaked value.
 
-:class:`PgKeyLookup` is the API's :class:`~ingest_api.signing.KeyLookup`. Its ``get`` never
+:class:`PgKeyLookup` is a :class:`~ingest_api.signing.KeyLookup` reading one row per request
+(the API serves keys from memory instead, :mod:`ingest_api.key_ring`, which polls them with
+:func:`key_states` and :func:`sealed_secrets`: ADR 0006). Its ``get`` never
 writes: the verifier looks a key up *before* checking the signature, so recording use there
 would count forged requests and let anyone cause writes. ``last_used_at`` is written only by
 :meth:`PgKeyLookup.mark_used`, which the API may call after a request verified, and which
