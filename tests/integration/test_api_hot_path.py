@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -95,6 +96,35 @@ async def test_create_makes_no_database_round_trip_but_the_nonce_batch(system: S
     assert all(s.startswith("INSERT INTO api_nonces") for s in hot), hot
     assert len(hot) <= 8
     assert system.services.keys.lookups == lookups
+
+
+async def test_confirm_and_decide_make_no_round_trip_but_the_audit_record(system: System):
+    uids = []
+    for body in [create_body() for _ in range(3)]:
+        created = await system.api.post("/v1/orders", content=body, headers=signed(system, body))
+        assert created.status_code == 201, created.text
+        uids.append(created.json()["uid"])
+    await system.login("olga")  # the sign-in itself writes, of course
+    await system.api.get("/v1/operator/queue", headers=await system.login("olga"))  # cached
+
+    with statements(system) as sent:
+        for uid in uids:
+            confirmed = await system.api.post(f"/v1/pay/{uid}/confirm", json={})
+            assert confirmed.status_code == 200, confirmed.text
+    assert [s for s in sent if not background(s)] == []
+
+    started = time.monotonic()
+    with statements(system) as sent:
+        for uid in uids:
+            decided = await system.decide("olga", uid, "approve")
+            assert decided.status_code == 200, decided.text
+    checks_allowed = 1 + math.ceil(time.monotonic() - started)  # one per second of cache
+    hot = [s for s in sent if not background(s)]
+    audit = [s for s in hot if s.startswith("INSERT INTO audit_log")]
+    sessions = [s for s in hot if "console_sessions" in s]
+    assert len(audit) == 3  # durable, one per decision, after the outcome
+    assert len(sessions) <= 2 * checks_allowed  # a check: its SELECT and its UPDATE
+    assert len(hot) == len(audit) + len(sessions), hot
 
 
 async def test_a_revoked_key_stops_working_within_one_second(system: System):
