@@ -1,8 +1,9 @@
 """The ingest API: FastAPI application factory (``uvicorn ingest_api.app:app``).
 
 ``create_app()`` builds the process's services at start-up (Kafka command bus, database
-sessions, the signature verifier with PostgreSQL-backed keys and nonces, the card cipher);
-tests pass their own :class:`~ingest_api.deps.Services` instead.
+sessions, the signature verifier with keys from memory and group-committed nonces, partner
+and card configuration from the config topics, the card cipher: ADR 0006); tests pass their
+own :class:`~ingest_api.deps.Services` instead.
 """
 
 from __future__ import annotations
@@ -10,22 +11,28 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
 from db.repositories import users
-from db.repositories.api_keys import PgKeyLookup
-from db.repositories.nonces import PgNonceStore
+from db.repositories.nonces import BatchedNonceStore
 from ingest_api import errors, health
+from ingest_api.admission import Admission
 from ingest_api.bus import CommandBus
+from ingest_api.config_view import CardNumbers, ConfigView
 from ingest_api.deps import Services
+from ingest_api.key_ring import KeyRing
 from ingest_api.limits import BodySizeLimit
 from ingest_api.payform.feed import OrderFeed
+from ingest_api.rate_limit import PartnerLimiter, Rate
 from ingest_api.routes import operator, partner, pay_page, payer
 from ingest_api.security import SecurityHeaders, install_docs
+from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import Verifier
 from ingest_api.throttle import TooManyAttemptsError, too_many_attempts
@@ -57,16 +64,41 @@ def build_services(settings: ApiSettings) -> Services:
     )
     sessions = session_factory(engine)
     box = SecretBox.from_settings()
-    keys = PgKeyLookup(sessions, box)
     return Services(
         settings=settings,
         bus=CommandBus(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix),
-        verifier=Verifier(keys, PgNonceStore(sessions)),
         sessions=sessions,
         box=box,
-        keys=keys,
         feed=OrderFeed(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix),
+        **memory_services(settings, sessions, box),
     )
+
+
+def memory_services(
+    settings: ApiSettings, sessions: sessionmaker[Session], box: SecretBox
+) -> dict[str, Any]:
+    """The hot path from memory (ADR 0006), as keyword arguments of :class:`Services`: the
+    verifier over the key ring and the group-committed nonce store, the config topics' view,
+    card numbers, the partner rate limiter and the session cache."""
+    keys = KeyRing(
+        sessions, box, refresh_s=settings.key_refresh_s, max_stale_s=settings.key_max_stale_s
+    )
+    nonces = BatchedNonceStore(sessions)
+    return {
+        "verifier": Verifier(keys, nonces),
+        "keys": keys,
+        "nonces": nonces,
+        "config": ConfigView(settings.kafka_bootstrap_servers, topic_prefix=settings.topic_prefix),
+        "card_numbers": CardNumbers(sessions, box),
+        "limiter": partner_limiter(settings),
+        "session_cache": SessionCache(settings.session_cache_s),
+    }
+
+
+def partner_limiter(settings: ApiSettings) -> PartnerLimiter:
+    """The default rate for every partner; an override's burst is two seconds' worth."""
+    overrides = {p: Rate(per_s, max(1.0, 2 * per_s)) for p, per_s in settings.partner_rates.items()}
+    return PartnerLimiter(Rate(settings.partner_rate_per_s, settings.partner_burst), overrides)
 
 
 async def _start_feed(services: Services) -> None:
@@ -83,6 +115,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = services or build_services(settings)
         await run_in_threadpool(users.prepare_dummy_hash)  # unknown users answer as fast
+        await running.start_memory()  # keys, cards, terms: served from memory (ADR 0006)
         await running.bus.start()
         await _start_feed(running)
         running.start_pipeline_monitor()  # /readyz: are the pipeline's consumers keeping up
@@ -94,6 +127,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
             if running.feed is not None:
                 await running.feed.stop()
             await running.bus.stop()
+            await running.stop_memory()
 
     app = FastAPI(
         title="Keeper API",
@@ -110,6 +144,12 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    # Sheds above capacity before the body is read; gives every request its logged id.
+    app.add_middleware(
+        Admission,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.overload_retry_after_s,
+    )
     app.add_middleware(SecurityHeaders)  # outermost: refusals of the size limit get them too
     errors.install(app)
     app.add_exception_handler(TooManyAttemptsError, too_many_attempts)

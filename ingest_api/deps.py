@@ -16,12 +16,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.crypto import SecretBox
 from db.repositories.api_keys import PgKeyLookup
+from db.repositories.nonces import BatchedNonceStore
 from ingest_api.bus import CommandBus
+from ingest_api.config_view import CardNumbers, ConfigView
+from ingest_api.key_ring import KeyRing
 from ingest_api.order_view import OrderView
 from ingest_api.outcomes import Lookup, Outcome, ask
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.pipeline_health import PipelineHealthSettings, PipelineMonitor
+from ingest_api.rate_limit import PartnerLimiter
 from ingest_api.readers import ReaderState
+from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import AuthenticatedPartner, Verifier
 from stream_agents.wire import OrderCommand
@@ -36,12 +41,37 @@ class Services:
     verifier: Verifier
     sessions: sessionmaker[Session]
     box: SecretBox
-    keys: PgKeyLookup | None = None  # to record a key's last use once a request verifies
+    #: To record a key's last use once a request verifies (a :class:`KeyRing` is started
+    #: and stopped with the process: ADR 0006).
+    keys: KeyRing | PgKeyLookup | None = None
     #: ``order-events``: live status for payment forms and the view commands are judged
     #: against (None only in tests that send no order commands).
     feed: OrderFeed | None = None
     #: Watches the pipeline's consumer groups for ``/readyz`` (None: not watched).
     pipeline: PipelineMonitor | None = None
+    #: The hot path from memory (ADR 0006); each None falls back to a database read.
+    config: ConfigView | None = None
+    card_numbers: CardNumbers | None = None
+    nonces: BatchedNonceStore | None = None
+    limiter: PartnerLimiter | None = None
+    session_cache: SessionCache | None = None
+
+    async def start_memory(self) -> None:
+        """Fill the in-memory hot path before serving: keys, card numbers, configuration."""
+        if isinstance(self.keys, KeyRing):
+            await self.keys.start()
+        if self.card_numbers is not None:
+            await self.card_numbers.start()
+        if self.config is not None:
+            await self.config.start()
+
+    async def stop_memory(self) -> None:
+        if self.config is not None:
+            await self.config.stop()
+        if isinstance(self.keys, KeyRing):
+            await self.keys.stop()
+        if self.nonces is not None:
+            await self.nonces.close()
 
     def start_pipeline_monitor(self) -> None:
         """Sample the pipeline in the background (``KEEPER_HEALTH_MONITOR=false``: don't)."""
@@ -78,7 +108,8 @@ class Services:
 
     def readers(self) -> list[ReaderState]:
         """The process's own background readers, for readiness."""
-        return [] if self.feed is None else [self.feed.reader]
+        readers = [] if self.feed is None else [self.feed.reader]
+        return readers + ([] if self.config is None else [self.config.reader])
 
     async def db(self, fn: Callable[[Session], T], *, commit: bool = False) -> T:
         """Run ``fn`` with a session in the thread pool (psycopg2 blocks); commit if asked."""
@@ -105,13 +136,16 @@ async def current_partner(request: Request, services: ServicesDep) -> Authentica
     """Verify the request's HMAC signature over the raw path, query and body bytes."""
     body = await request.body()
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    partner = await services.verifier.verify(
+    signed = await services.verifier.authenticate(
         request.method,
         raw_path.decode("latin-1"),
         request.scope.get("query_string", b"").decode("latin-1"),
         request.headers,
         body,
     )
+    if services.limiter is not None:  # after the signature, before the nonce costs a write
+        services.limiter.check(signed.partner.partner_id)
+    partner = await services.verifier.consume_nonce(signed)
     if services.keys is not None:
         await services.keys.mark_used(partner.key_id)
     return partner

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from db.repositories.errors import RepositoryError
 from domain.errors import DomainError
 from domain.text import InvalidText
+from ingest_api.rate_limit import RateLimitedError
 from ingest_api.signing import AuthError
 from ingest_api.text_types import INVALID_TEXT
 
@@ -176,11 +177,23 @@ async def _broker_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return _unavailable("broker_unavailable", "the message broker is not answering; retry shortly")
 
 
+async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitedError)
+    response = error_response(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests for this partner; retry after the Retry-After seconds",
+    )
+    response.headers["Retry-After"] = exc.retry_after_header
+    return response
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RepositoryError, _repository_error)
     app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(RateLimitedError, _rate_limited)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Nothing was changed when a dependency is down: say so, and that a retry is welcome.
@@ -196,7 +209,11 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 #: For route decorators of endpoints that read the database.
 UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorResponse, "description": "Database or broker unavailable; retry"},
+    503: {
+        "model": ErrorResponse,
+        "description": "The API is at capacity (`overloaded`, with `Retry-After`), or the "
+        "database or broker is unavailable; retry",
+    },
 }
 #: For route decorators of endpoints that wait for the order agent's answer.
 TIMEOUT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -209,5 +226,14 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Authentication failed"},
     413: {"model": ErrorResponse, "description": "Body too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
-    503: {"model": ErrorResponse, "description": "Database or broker unavailable; retry"},
+    429: {
+        "model": ErrorResponse,
+        "description": "Over this partner's request rate (`rate_limited`); retry after "
+        "`Retry-After` seconds",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "The API is at capacity (`overloaded`, with `Retry-After`), or the "
+        "database or broker is unavailable; retry",
+    },
 }

@@ -2,8 +2,9 @@
 
 :class:`InMemoryNonceStore` is the single-process implementation, for unit tests. It is not
 shared between processes, so behind several API workers a nonce could be replayed once per
-worker; the API itself uses :class:`db.repositories.nonces.PgNonceStore`, which implements the
-same :class:`~ingest_api.signing.NonceStore` protocol over a table every API process shares.
+worker; the API itself uses :class:`db.repositories.nonces.BatchedNonceStore`, which implements
+the same :class:`~ingest_api.signing.NonceStore` protocol over a table every API process shares
+(group-committed: one INSERT for the requests in flight, ADR 0006).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from typing import Final, Protocol
 
 from db.repositories import cards as cards_repo
 from db.repositories import orders as orders_repo
+from db.repositories import partners as partners_repo
+from db.repositories.partners import PartnerTerms
 from domain.orders import Direction
 from domain.outcomes import Done, Refused
 from ingest_api.deps import Services
@@ -15,6 +17,7 @@ from ingest_api.errors import ApiError
 from ingest_api.models import CardToPay, OrderPublic
 from ingest_api.outcomes import Lookup, Outcome, refusal
 from ingest_api.views import from_snapshot
+from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.orders import OrderSnapshot
 
 
@@ -40,15 +43,36 @@ def parse_uid(raw: str) -> uuid.UUID:
 
 
 async def card_to_pay(services: Services, order: HasCard) -> CardToPay | None:
-    """The full number of the card a deposit pays to (the payer must type it into a bank)."""
+    """The full number of the card a deposit pays to (the payer must type it into a bank).
+
+    From memory (the config topics and the process's card numbers, ADR 0006); a card not
+    there yet is read from PostgreSQL."""
     if Direction(order.direction) is not Direction.DEPOSIT or order.card_id is None:
         return None
     card_id = str(order.card_id)
-    card = await services.db(lambda s: cards_repo.card_public(s, card_id))
-    number = await services.db(lambda s: cards_repo.card_pan(s, services.box, card_id))
+    card: CardConfigured | cards_repo.CardPublic | None = None
+    if services.config is not None:
+        card = services.config.card(card_id)
+    if card is None:
+        card = await services.db(lambda s: cards_repo.card_public(s, card_id))
+    if services.card_numbers is not None:
+        number = await services.card_numbers.get(card_id)
+    else:
+        number = await services.db(lambda s: cards_repo.card_pan(s, services.box, card_id))
     if card is None or number is None:
         return None
     return CardToPay(number=number, masked=card.pan_masked, bank=card.bank, holder=card.holder)
+
+
+async def partner_terms(
+    services: Services, partner_id: str
+) -> PartnerConfigured | PartnerTerms | None:
+    """The partner's fees, pool and status: from ``config-partners`` in memory (ADR 0006),
+    else (a partner not published yet) from PostgreSQL."""
+    terms = services.config.partner(partner_id) if services.config is not None else None
+    if terms is not None:
+        return terms
+    return await services.db(lambda s: partners_repo.get_partner(s, partner_id))
 
 
 async def public_from_snapshot(services: Services, snap: OrderSnapshot) -> OrderPublic:

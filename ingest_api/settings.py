@@ -52,6 +52,23 @@ class ApiSettings(BaseSettings):
     #: started and torn down each time).
     db_pool_size: int = Field(40, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
+    #: Overload (``ingest_api.admission``, ``ingest_api.rate_limit``): at most this many
+    #: requests in flight, the rest answered ``503 overloaded`` at once; each partner at
+    #: most ``partner_rate_per_s`` requests a second with bursts of ``partner_burst``
+    #: (``0``: unlimited), else ``429 rate_limited``; ``partner_rates`` overrides the rate
+    #: per partner (JSON, ``{"shop": 50}``). Both answers carry ``Retry-After``.
+    max_in_flight: int = Field(256, ge=1)
+    overload_retry_after_s: int = Field(1, ge=1, le=60)
+    partner_rate_per_s: float = Field(500.0, ge=0)
+    partner_burst: int = Field(1000, ge=1)
+    partner_rates: dict[str, float] = Field(default_factory=dict)
+    #: API keys in memory (``ingest_api.key_ring``): polled every ``key_refresh_s``; a
+    #: revoked key is refused at most ``key_max_stale_s`` after the revocation commits.
+    key_refresh_s: float = Field(0.25, gt=0)
+    key_max_stale_s: float = Field(1.0, gt=0, le=1.0)
+    #: Console sessions are re-checked in the database at most this often per token; a
+    #: session ended in another process stops working here within this time.
+    session_cache_s: float = Field(1.0, ge=0, le=5.0)
 
     @property
     def docs_public(self) -> bool:
@@ -61,6 +78,12 @@ class ApiSettings(BaseSettings):
     def _no_default_secrets_in_production(self) -> Self:
         if self.env == "production" and self.order_id_secret.get_secret_value() == DEV_SECRET:
             raise ValueError("KEEPER_ORDER_ID_SECRET must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _key_refresh_within_staleness(self) -> Self:
+        if self.key_refresh_s >= self.key_max_stale_s:
+            raise ValueError("KEEPER_KEY_REFRESH_S must be below KEEPER_KEY_MAX_STALE_S")
         return self
 
     @model_validator(mode="after")

@@ -375,6 +375,15 @@ def parse_auth_headers(headers: Mapping[str, str]) -> AuthHeaders:
     )
 
 
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request whose key, window and signature checked out; its nonce not yet spent."""
+
+    partner: AuthenticatedPartner
+    nonce: str
+    expires_at_s: float
+
+
 class Verifier:
     """Checks a request's signature; the only stateful step is the nonce store."""
 
@@ -405,16 +414,37 @@ class Verifier:
         ``path`` and ``query_string`` must be the raw forms from the request line (for ASGI:
         ``scope["raw_path"]`` and ``scope["query_string"]``), never framework-decoded ones.
         """
+        signed = await self.authenticate(method, path, query_string, headers, body)
+        return await self.consume_nonce(signed)
+
+    async def authenticate(
+        self,
+        method: str,
+        path: str,
+        query_string: str | bytes,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> SignedRequest:
+        """Every check but the nonce: the caller may refuse a genuine request (a partner
+        over its rate) before its nonce costs a write, then calls :meth:`consume_nonce`."""
         auth = parse_auth_headers(headers)
         key = await self._active_key(auth.key_id)
         self._check_window(auth.timestamp)
         self._check_signature(key, auth, method, path, query_string, body)
-        # Remember the nonce only now: an unsigned request must not burn a legitimate nonce.
         # The request stays acceptable until timestamp + window, so remember it that long.
-        expires_at_s = auth.timestamp + self._max_skew_s
-        if not await self._nonces.remember(auth.key_id, auth.nonce, expires_at_s):
+        return SignedRequest(
+            partner=AuthenticatedPartner(partner_id=key.partner_id, key_id=auth.key_id),
+            nonce=auth.nonce,
+            expires_at_s=auth.timestamp + self._max_skew_s,
+        )
+
+    async def consume_nonce(self, signed: SignedRequest) -> AuthenticatedPartner:
+        """Remember the nonce of a request whose signature checked out (only then: an
+        unsigned request must not burn a legitimate nonce); a replay raises."""
+        partner = signed.partner
+        if not await self._nonces.remember(partner.key_id, signed.nonce, signed.expires_at_s):
             raise ReplayedNonce()
-        return AuthenticatedPartner(partner_id=key.partner_id, key_id=auth.key_id)
+        return partner
 
     async def _active_key(self, key_id: str) -> ApiKey:
         key = await self._keys.get(key_id)
@@ -471,6 +501,7 @@ __all__ = [
     "Query",
     "ReplayedNonce",
     "RevokedApiKey",
+    "SignedRequest",
     "StaleTimestamp",
     "StaticKeyLookup",
     "UnknownApiKey",

@@ -6,7 +6,9 @@ key: the secret's bytes are its UTF-8 encoding. HMAC verification needs the secr
 so it is stored sealed by :class:`~db.crypto.SecretBox`, never hashed; it is returned exactly
 once, by :func:`issue_api_key`. The prefixes let secret scanners recognise a leaked value.
 
-:class:`PgKeyLookup` is the API's :class:`~ingest_api.signing.KeyLookup`. Its ``get`` never
+:class:`PgKeyLookup` is a :class:`~ingest_api.signing.KeyLookup` reading one row per request
+(the API serves keys from memory instead, :mod:`ingest_api.key_ring`, which polls them with
+:func:`key_states` and :func:`sealed_secrets`: ADR 0006). Its ``get`` never
 writes: the verifier looks a key up *before* checking the signature, so recording use there
 would count forged requests and let anyone cause writes. ``last_used_at`` is written only by
 :meth:`PgKeyLookup.mark_used`, which the API may call after a request verified, and which
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -197,6 +200,57 @@ def touch_api_key(session: Session, key_id: str, now: datetime, interval_s: floa
     return bool(getattr(result, "rowcount", 0))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """A key as the API's in-memory key ring polls it: no secret."""
+
+    key_id: str
+    partner_id: str
+    active: bool
+
+
+def key_states(session: Session) -> list[KeyState]:
+    """Every key's partner and status: one narrow scan, polled often by each API process."""
+    rows = session.execute(
+        select(PartnerApiKey.key_id, PartnerApiKey.partner_id, PartnerApiKey.status)
+    )
+    return [KeyState(key_id, partner_id, status == "active") for key_id, partner_id, status in rows]
+
+
+def sealed_secrets(session: Session, key_ids: Sequence[str]) -> dict[str, str]:
+    """The sealed secrets of ``key_ids`` (a key's secret never changes, so a reader fetches
+    each one once)."""
+    if not key_ids:
+        return {}
+    rows = session.execute(
+        select(PartnerApiKey.key_id, PartnerApiKey.secret_encrypted).where(
+            PartnerApiKey.key_id.in_(list(key_ids))
+        )
+    )
+    return {key_id: sealed.decode("ascii") for key_id, sealed in rows}
+
+
+def touch_api_keys(
+    session: Session, key_ids: Sequence[str], now: datetime, interval_s: float
+) -> int:
+    """:func:`touch_api_key` for many keys in one UPDATE; the number of rows moved."""
+    if not key_ids:
+        return 0
+    result = session.execute(
+        update(PartnerApiKey)
+        .where(
+            PartnerApiKey.key_id.in_(list(key_ids)),
+            or_(
+                PartnerApiKey.last_used_at.is_(None),
+                PartnerApiKey.last_used_at < now - timedelta(seconds=interval_s),
+            ),
+        )
+        .values(last_used_at=func.greatest(PartnerApiKey.last_used_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 class PgKeyLookup:
     """:class:`~ingest_api.signing.KeyLookup` over ``partner_api_keys``.
 
@@ -243,15 +297,19 @@ __all__ = [
     "KEY_ID_PREFIX",
     "SECRET_PREFIX",
     "ApiKeyInfo",
+    "KeyState",
     "PgKeyLookup",
     "SealError",
     "find_api_key",
     "issue_api_key",
+    "key_states",
     "list_all_api_keys",
     "list_api_keys",
     "new_key_id",
     "new_secret",
     "revoke_api_key",
     "rotate_api_key",
+    "sealed_secrets",
     "touch_api_key",
+    "touch_api_keys",
 ]

@@ -253,6 +253,12 @@ def card_pan(session: Session, box: SecretBox, card_id: uuid.UUID | str) -> str 
     return None if row is None else box.open(row.pan_encrypted.decode("ascii"))
 
 
+def card_pans(session: Session, box: SecretBox) -> dict[str, str]:
+    """Every card's full number by card id (the API keeps them in memory; never log them)."""
+    rows = session.execute(select(Card.id, Card.pan_encrypted))
+    return {str(card_id): box.open(sealed.decode("ascii")) for card_id, sealed in rows}
+
+
 def card_public(session: Session, card_id: uuid.UUID | str) -> CardPublic | None:
     row = _row(session, card_id)
     return None if row is None else _public(row)
@@ -404,6 +410,7 @@ __all__ = [
     "all_card_configs",
     "card_config",
     "card_pan",
+    "card_pans",
     "card_public",
     "create_pool",
     "find_card_by_pan",

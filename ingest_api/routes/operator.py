@@ -70,13 +70,21 @@ def _bearer(authorization: str | None) -> str:
 async def current_user(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> users_repo.ConsoleUser:
+    """The session's user: from the session cache when checked within the last
+    ``session_cache_s`` (ingest_api.session_cache), else from PostgreSQL."""
     token = _bearer(authorization)
+    cache = services.session_cache
+    user = cache.get(token) if cache is not None else None
+    if user is not None:
+        return user
     idle_s = services.settings.session_idle_s
     user = await services.db(
         lambda s: sessions_repo.session_user(s, token, _now(), idle_s), commit=True
     )
     if user is None:
         raise ApiError(401, "session_expired", "the session expired or was closed; sign in")
+    if cache is not None:
+        cache.put(token, user)
     return user
 
 
@@ -152,6 +160,8 @@ async def logout(
 ) -> None:
     token = _bearer(authorization)
     await services.db(lambda s: sessions_repo.close_session(s, token), commit=True)
+    if services.session_cache is not None:  # after the commit: no check re-caches it
+        services.session_cache.forget(token)
 
 
 @router.post(
@@ -174,6 +184,8 @@ async def change_password(
     if not changed:
         await _failed(services, attempt, attempt.user_scope)
         raise ApiError(401, "invalid_credentials", "the current password is wrong")
+    if services.session_cache is not None:  # the change ended every session of the user
+        services.session_cache.forget_user(user.id)
     now = _now()
     await services.db(
         lambda s: throttle_repo.record_success(s, attempt.user_scope, now), commit=True

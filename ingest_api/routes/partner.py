@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query, Response, status
 
 from db.repositories import balances as balances_repo
 from db.repositories import orders as orders_repo
-from db.repositories import partners as partners_repo
 from domain.ids import order_uid
 from domain.money import validate_currency
 from domain.orders import Direction, OrderStatus
@@ -36,6 +35,7 @@ from ingest_api.orders_common import (
     current_order,
     known,
     parse_uid,
+    partner_terms,
     public_from_snapshot,
     stored_order,
 )
@@ -65,7 +65,7 @@ async def create_order(
     or the held funds (withdrawal), or its decline. Repeating the request with the same
     ``partner_order_id`` and body returns the same order; a different body is a ``409``."""
     validate_currency(body.currency)  # refuse an unsupported currency before anything moves
-    terms = await services.db(lambda s: partners_repo.get_partner(s, partner.partner_id))
+    terms = await partner_terms(services, partner.partner_id)  # memory (ADR 0006)
     if terms is None or terms.status != "active":
         raise ApiError(403, "partner_inactive", "the partner account is not active")
     secret = services.settings.order_id_secret.get_secret_value().encode()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.crypto import CardNumberChecksum, SecretBox
@@ -49,6 +49,7 @@ from db.repositories.errors import (
     StaleVersion,
 )
 from domain.cards import CardStatus
+from ingest_api.key_ring import KeyRing
 from ingest_api.signing import ApiKey
 
 pytestmark = pytest.mark.integration
@@ -285,6 +286,82 @@ async def test_mark_used_writes_at_most_once_per_interval(
         assert api_keys.touch_api_key(session, key_id, first + timedelta(hours=2), 3600)
 
 
+class StepClock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+async def test_key_ring_serves_from_memory_and_sees_revocation_once_stale(
+    db: sessionmaker[Session], box: SecretBox, partner: str
+) -> None:
+    with db.begin() as session:
+        key_id, secret = api_keys.issue_api_key(session, box, partner, ACTOR)
+    clock = StepClock()
+    ring = KeyRing(db, box, refresh_s=0.25, max_stale_s=1.0, clock=clock)
+    await ring.refresh()  # what start() does first; no poller here: the clock decides
+    key = await ring.get(key_id)
+    assert key is not None
+    assert (key.partner_id, key.secret, key.active) == (partner, secret.encode(), True)
+
+    with db.begin() as session:
+        api_keys.revoke_api_key(session, key_id, ACTOR)
+    clock.now_s += 0.9  # within the bound, and the poller is stuck: memory answers
+    held = await ring.get(key_id)
+    assert held is not None
+    assert held.active
+    clock.now_s += 0.2  # past it: the lookup polls before answering
+    revoked = await ring.get(key_id)
+    assert revoked is not None
+    assert not revoked.active
+    assert ring.lookups == 0  # no per-key read: both answers came from the ring
+
+
+async def test_key_ring_reads_a_key_issued_since_its_last_poll(
+    db: sessionmaker[Session], box: SecretBox, partner: str
+) -> None:
+    ring = KeyRing(db, box, clock=StepClock())
+    await ring.refresh()
+    with db.begin() as session:
+        key_id, secret = api_keys.issue_api_key(session, box, partner, ACTOR)
+
+    key = await ring.get(key_id)
+    assert key is not None
+    assert key.secret == secret.encode()
+    assert await ring.get("kp_nothing") is None
+    assert ring.lookups == 2
+
+
+async def test_key_ring_records_last_use_in_one_batched_update(
+    engine: Engine, db: sessionmaker[Session], box: SecretBox, partner: str
+) -> None:
+    with db.begin() as session:
+        ids = [api_keys.issue_api_key(session, box, partner, ACTOR)[0] for _ in range(3)]
+    ring = KeyRing(db, box, clock=StepClock())
+    for _ in range(50):
+        for key_id in ids:
+            await ring.mark_used(key_id)
+    with db() as session:  # noted, not written: no round trip per request
+        assert all(session.get_one(PartnerApiKey, k).last_used_at is None for k in ids)
+
+    updates: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("UPDATE"):
+            updates.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await ring.stop()  # flushes what was noted, as the poller does every refresh_s
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(updates) == 1
+    with db() as session:
+        assert all(session.get_one(PartnerApiKey, k).last_used_at is not None for k in ids)
+
+
 # --- nonces -------------------------------------------------------------------------------
 
 
@@ -305,6 +382,48 @@ async def test_concurrent_replays_let_exactly_one_through(db: sessionmaker[Sessi
         *(stores[i % 4].remember("kp_a", "same-nonce-0123456789", expires) for i in range(12))
     )
     assert results.count(True) == 1
+
+
+async def test_batched_stores_refuse_replays_across_workers_and_within_a_batch(
+    db: sessionmaker[Session],
+) -> None:
+    worker_a, worker_b = nonces.BatchedNonceStore(db), nonces.BatchedNonceStore(db)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    same = "same-nonce-0123456789"
+    results = await asyncio.gather(
+        *((worker_a, worker_b)[i % 2].remember("kp_a", same, expires) for i in range(20))
+    )
+    assert results.count(True) == 1  # one winner across both workers and within batches
+    assert await worker_b.remember("kp_b", same, expires) is True  # nonces are per key
+    assert await worker_a.remember("kp_b", same, expires) is False
+
+
+async def test_batched_store_writes_a_burst_in_few_round_trips(db: sessionmaker[Session]) -> None:
+    store = nonces.BatchedNonceStore(db, max_batch=50)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    results = await asyncio.gather(
+        *(store.remember("kp_a", f"burst-{i:04d}-0123456789", expires) for i in range(200))
+    )
+    assert all(results)
+    assert store.nonces == 200
+    assert store.batches <= 10  # group commit: 200 requests, a handful of INSERTs
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(ApiNonce)) == 200
+
+
+async def test_batched_store_fails_every_request_of_a_failed_batch(
+    db: sessionmaker[Session],
+) -> None:
+    store = nonces.BatchedNonceStore(db)
+    expires = (T0 + timedelta(minutes=5)).timestamp()
+    too_long = "k" * 500  # longer than the column allows: the INSERT fails
+    results = await asyncio.gather(
+        store.remember(too_long, "n-0123456789abcdef", expires),
+        store.remember(too_long, "m-0123456789abcdef", expires),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) for r in results)
+    assert await store.remember("kp_a", "after-0123456789abc", expires) is True
 
 
 def test_prune_forgets_only_expired_nonces(db: sessionmaker[Session]) -> None:
