@@ -33,7 +33,7 @@ from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.registry import SchemaError, decode
 from schemas.topics import CONFIG_CARDS, CONFIG_PARTNERS
-from stream_agents.topology import ensure_topics, topic_partitions
+from schemas.topology import ensure_topics, topic_partitions
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.envelope import Message
 from schemas.registry import encode
 from schemas.topics import CONFIG_CARDS, CONFIG_PARTNERS
-from stream_agents.topology import ensure_topics
+from schemas.topology import ensure_topics
 
 T = TypeVar("T")
 
