@@ -132,7 +132,8 @@ def publish_configs_sync(
     ensure: bool = True,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> PublishReport:
-    """:func:`publish_configs` for synchronous callers such as ``python -m ingest_api.admin``."""
+    """:func:`publish_configs` for synchronous callers such as the console and
+    ``python -m ops_console.admin_cli``."""
     return run_sync(
         publish_configs(
             bootstrap, partners=partners, cards=cards, topic_prefix=topic_prefix, ensure=ensure
