@@ -151,7 +151,7 @@ up() {
 # Demo data (idempotent): a partner with an API key, a pool with cards, console users; the
 # configuration is published to the agents.
 seed() {
-  "$PY" -m ingest_api.admin --actor demo-seed seed-demo --env-file "$STATE/demo-partner.env"
+  "$PY" -m ops_console.admin_cli --actor demo-seed seed-demo --env-file "$STATE/demo-partner.env"
 }
 
 down() {

@@ -1,7 +1,7 @@
 """Partner terms and card details in memory, from the compacted config topics (ADR 0006).
 
 ``config-partners`` and ``config-cards`` carry the newest configuration per partner and card
-(the console and ``ingest_api.admin`` publish every change). Each API process reads both
+(the console and ``ops_console.admin_cli`` publish every change). Each API process reads both
 topics from the beginning at start -- it does not serve before it has caught up with what
 was published before it started -- and then follows them, so a create needs no database
 read for the partner's fees and pool, nor for the card's bank and holder. A message older
@@ -33,7 +33,7 @@ from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.registry import SchemaError, decode
 from schemas.topics import CONFIG_CARDS, CONFIG_PARTNERS
-from stream_agents.topology import ensure_topics, topic_partitions
+from schemas.topology import ensure_topics, topic_partitions
 
 log = logging.getLogger(__name__)
 

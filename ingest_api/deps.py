@@ -29,7 +29,7 @@ from ingest_api.readers import ReaderState
 from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import AuthenticatedPartner, Verifier
-from stream_agents.wire import OrderCommand
+from schemas.translation import OrderCommand
 
 T = TypeVar("T")
 

@@ -42,7 +42,7 @@ from db.repositories.api_keys import (
     sealed_secrets,
     touch_api_keys,
 )
-from ingest_api.signing import ApiKey
+from domain.api_keys import ApiKey
 
 log = logging.getLogger(__name__)
 

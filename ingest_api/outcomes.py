@@ -25,7 +25,7 @@ from ingest_api.bus import CommandBus
 from ingest_api.errors import DOMAIN_STATUS, ApiError
 from ingest_api.order_view import OrderView, Watch
 from schemas.orders import OrderSnapshot
-from stream_agents.wire import OrderCommand, epoch_ms, to_command
+from schemas.translation import OrderCommand, epoch_ms, to_command
 
 #: Where to read an order the view does not hold (None: nowhere).
 Lookup = Callable[[uuid.UUID], Awaitable[OrderSnapshot | None]]

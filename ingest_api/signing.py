@@ -32,9 +32,11 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Final, Protocol
 from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+from domain.api_keys import ApiKey
 
 SCHEME: Final = "KEEPER-HMAC-SHA256-v1"
 SIGNATURE_PREFIX: Final = "v1="
@@ -279,19 +281,6 @@ def signed_headers(
 
 
 @dataclass(frozen=True)
-class ApiKey:
-    """One API key of a partner. A partner may hold several; each has exactly one secret."""
-
-    partner_id: str
-    secret: bytes = field(repr=False)
-    active: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.secret:  # an empty HMAC key would make every signature guessable
-            raise ValueError("an API key's secret must not be empty")
-
-
-@dataclass(frozen=True)
 class AuthenticatedPartner:
     """Who signed the request: the endpoint authorises on ``partner_id``."""
 
@@ -488,7 +477,6 @@ __all__ = [
     "HEADER_SIGNATURE",
     "HEADER_TIMESTAMP",
     "SCHEME",
-    "ApiKey",
     "AuthError",
     "AuthHeaders",
     "AuthenticatedPartner",

@@ -55,7 +55,7 @@ def publish(
     except Exception as error:  # any broker failure: the change itself is saved
         return (
             f"Saved, but not yet sent to the agents ({type(error).__name__}); publish it with "
-            "`python -m ingest_api.admin publish-config`."
+            "`python -m ops_console.admin_cli publish-config`."
         )
     return None
 

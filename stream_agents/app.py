@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import faust
 
+from schemas.topology import ensure_topics
 from stream_agents.bus import Bus
 from stream_agents.desk import agent as desk
 from stream_agents.settings import AgentSettings
-from stream_agents.topology import ensure_topics
 
 
 def create_app(settings: AgentSettings | None = None) -> faust.App:

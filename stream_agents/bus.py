@@ -3,7 +3,7 @@
 Every topic carries raw bytes (a ``schemas`` envelope); decoding and encoding go through
 ``schemas.registry`` so that agents, the API and the projector agree byte for byte. Topics
 are declared with their catalogue partition counts (they are created beforehand by
-:func:`stream_agents.topology.ensure_topics`): a table must have as many partitions as the
+:func:`schemas.topology.ensure_topics`): a table must have as many partitions as the
 topic feeding it, and Faust would otherwise assume its own default.
 
 A message that cannot be decoded, is of a type the agent does not handle, or makes the

@@ -25,7 +25,7 @@ from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.envelope import Message
 from schemas.registry import encode
 from schemas.topics import CONFIG_CARDS, CONFIG_PARTNERS
-from stream_agents.topology import ensure_topics
+from schemas.topology import ensure_topics
 
 T = TypeVar("T")
 
@@ -132,7 +132,8 @@ def publish_configs_sync(
     ensure: bool = True,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> PublishReport:
-    """:func:`publish_configs` for synchronous callers such as ``python -m ingest_api.admin``."""
+    """:func:`publish_configs` for synchronous callers such as the console and
+    ``python -m ops_console.admin_cli``."""
     return run_sync(
         publish_configs(
             bootstrap, partners=partners, cards=cards, topic_prefix=topic_prefix, ensure=ensure

@@ -32,7 +32,7 @@ from db.crypto import SealError, SecretBox
 from db.models import Partner, PartnerApiKey
 from db.repositories import audit
 from db.repositories.errors import InvalidInput, NotFound
-from ingest_api.signing import ApiKey
+from domain.api_keys import ApiKey
 
 KEY_ID_PREFIX: Final = "kp_"
 SECRET_PREFIX: Final = "ks_"  # noqa: S105 - a public prefix, not a secret

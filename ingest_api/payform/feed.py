@@ -37,7 +37,7 @@ from ingest_api.readers import Backoff, ReaderState, read_forever
 from schemas.orders import OrderSnapshot
 from schemas.registry import SchemaError, decode
 from schemas.topics import ORDER_EVENTS
-from stream_agents.topology import topic_partitions
+from schemas.topology import topic_partitions
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from ingest_api.outcomes import Outcome, refusal
 from ingest_api.views import from_row, links
 from schemas.desks import partner_desk
 from schemas.orders import CancelOrder, OpenOrder
-from stream_agents.wire import epoch_ms, to_command
+from schemas.translation import epoch_ms, to_command
 
 router = APIRouter(prefix="/v1", tags=["partner"], responses=COMMON_RESPONSES)
 

@@ -41,6 +41,7 @@ from faust.types import EventT
 from schemas import cards as wc
 from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
+from schemas.translation import epoch_ms
 from stream_agents.bus import Bus, retry_transient
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
@@ -48,7 +49,7 @@ from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
 from stream_agents.desk.turnover import MonitorRules
 from stream_agents.settings import AgentSettings
 from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
-from stream_agents.wire import Out, epoch_ms, epoch_ms_now
+from stream_agents.wire import Out, epoch_ms_now
 
 log = logging.getLogger(__name__)
 

@@ -26,14 +26,9 @@ from domain.errors import DomainError
 from domain.orders import Order, OrderStatus
 from schemas import orders as w
 from schemas.topics import ORDER_COMMANDS
+from schemas.translation import OrderCommand, event_matches, to_command
 from stream_agents.desk.outputs import OrderEntry, release_card, state_outputs
-from stream_agents.wire import (
-    OrderCommand,
-    Out,
-    event_matches,
-    message_id,
-    to_command,
-)
+from stream_agents.wire import Out, message_id
 
 log = logging.getLogger(__name__)
 

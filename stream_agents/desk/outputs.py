@@ -22,17 +22,8 @@ from schemas import orders as w
 from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
-from stream_agents.wire import (
-    TO_LEDGER,
-    TO_ORDER,
-    TO_POOL,
-    TO_TURNOVER,
-    Out,
-    message_id,
-    order_from_dict,
-    order_to_dict,
-    wire_event,
-)
+from schemas.translation import order_from_dict, order_to_dict, wire_event
+from stream_agents.wire import TO_LEDGER, TO_ORDER, TO_POOL, TO_TURNOVER, Out, message_id
 
 _S = OrderStatus
 

@@ -27,6 +27,7 @@ from schemas import ledger as wl
 from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
+from schemas.translation import ORDER_COMMAND_TYPES, OrderCommand
 from stream_agents.desk import ledger, pool, turnover
 from stream_agents.desk import orders as order_part
 from stream_agents.desk.outputs import OrderEntry, held_again
@@ -41,13 +42,11 @@ from stream_agents.table_keys import (
     write_rank,
 )
 from stream_agents.wire import (
-    ORDER_COMMAND_TYPES,
     TO_LEDGER,
     TO_ORDER,
     TO_POOL,
     TO_TURNOVER,
     WITHIN_DESK,
-    OrderCommand,
     Out,
     epoch_ms_now,
 )

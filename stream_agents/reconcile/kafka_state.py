@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from schemas.envelope import Envelope
 from schemas.registry import SchemaError, decode_envelope
 from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
+from schemas.topology import topic_partitions
 from stream_agents.table_keys import BALANCE_PREFIX, DESK_TABLE, ORDER_PREFIX
-from stream_agents.topology import topic_partitions
 
 #: How long one empty poll may take before a partition counts as read to its end.
 POLL_MS = 1000

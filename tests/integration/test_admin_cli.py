@@ -1,4 +1,4 @@
-"""``python -m ingest_api.admin`` against a migrated PostgreSQL and the real broker.
+"""``python -m ops_console.admin_cli`` against a migrated PostgreSQL and the real broker.
 
 Topics carry a per-test prefix, so what is read back from ``<prefix>config-cards`` is exactly
 what this test published. Every test also checks what the CLI printed: a card number or a
@@ -25,13 +25,13 @@ from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
 from db.models import AuditLog, Card, CardPool, ConsoleUser, Partner, PartnerApiKey
 from db.repositories import api_keys, cards
-from ingest_api import admin
+from ops_console import admin_cli
 from schemas.cards import CardConfigured, PartnerConfigured
 from schemas.registry import decode
 
 pytestmark = pytest.mark.integration
 
-DEMO_PANS = [pan for pan, _, _ in admin.DEMO_CARDS]
+DEMO_PANS = [pan for pan, _, _ in admin_cli.DEMO_CARDS]
 VISA_DEBIT = "4000056655665556"
 CARD_ARGS = [
     "add-card",
@@ -93,7 +93,7 @@ class Cli:
             "test",
             *args,
         ]
-        code = admin.main(argv)
+        code = admin_cli.main(argv)
         captured = self.capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
@@ -109,7 +109,7 @@ def cli(
     key = Fernet.generate_key().decode()
     monkeypatch.setenv("KEEPER_ENV", "development")
     monkeypatch.setenv("KEEPER_DATA_KEY", key)
-    for role in admin.DEMO_USERS:
+    for role in admin_cli.DEMO_USERS:
         monkeypatch.delenv(f"KEEPER_DEMO_{role.upper()}_PASSWORD", raising=False)
     return Cli(migrated_database_url, kafka_bootstrap, f"{unique_name}.", key, capsys, monkeypatch)
 
@@ -188,7 +188,7 @@ def test_seed_demo_is_idempotent_and_publishes_card_configs(
         1,
     ]
     with session_factory(engine)() as session:
-        partner = session.get_one(Partner, admin.DEMO_PARTNER)
+        partner = session.get_one(Partner, admin_cli.DEMO_PARTNER)
         assert (partner.deposit_fee_bp, partner.withdrawal_fee_bp) == (250, 150)
         key = api_keys.find_api_key(session, SecretBox(cli.key), key_id)
         assert key is not None
@@ -237,7 +237,7 @@ def test_seed_demo_passwords_outside_development(
     assert "KEEPER_DEMO_ADMIN_PASSWORD" in refused.err
     assert count(engine, Partner) == 0  # refused before anything was committed
 
-    for role in admin.DEMO_USERS:
+    for role in admin_cli.DEMO_USERS:
         monkeypatch.setenv(f"KEEPER_DEMO_{role.upper()}_PASSWORD", f"{role}-from-the-env-123")
     accepted = cli("seed-demo", "--env-file", str(tmp_path / "x.env"), "--no-publish")
     assert accepted.code == 0, accepted.err

@@ -28,7 +28,7 @@ from ingest_api.settings import ApiSettings
 from schemas import orders
 from schemas.registry import decode, encode
 from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS
-from stream_agents.topology import ensure_topics
+from schemas.topology import ensure_topics
 from tests.fixtures.system import drop_topics
 from tests.unit.test_schemas import snapshot
 

@@ -33,8 +33,9 @@ from schemas import orders as w
 from schemas import turnover as wt
 from schemas.registry import decode
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER, ORDER_COMMANDS, ORDER_EVENTS
+from schemas.translation import from_epoch_ms
 from stream_agents.settings import AgentSettings
-from stream_agents.wire import epoch_ms_now, from_epoch_ms
+from stream_agents.wire import epoch_ms_now
 from tests.integration.test_agents import (  # noqa: F401 - fixtures
     DEADLINE_S,
     Pipeline,

@@ -23,9 +23,9 @@ from sqlalchemy.pool import NullPool
 from db.models import Base
 from schemas.registry import encode
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER, CONFIG_CARDS, DEAD_LETTERS
+from schemas.topology import ensure_topics
 from schemas.turnover import AlertKind, CardAlerted, HolidayReason, TurnoverUpdated, WindowKind
 from stream_agents.card_projector import CardProjectorSettings, run_card_projector, sweep
-from stream_agents.topology import ensure_topics
 from stream_agents.wire import epoch_ms_now
 from tests.fixtures.kafka import first_records
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from db.engine import make_engine
 from db.models import Card, CardPool, ConsoleUser, Partner
-from ingest_api import admin
+from ops_console import admin_cli
 from tests.fixtures.console import Console, sign_in
 from tests.integration.test_admin_cli import CARD_ARGS, VISA_DEBIT, Cli, count
 from tests.integration.test_console_admin import (
@@ -37,7 +37,7 @@ def cli(
 ) -> Cli:
     monkeypatch.setenv("KEEPER_ENV", "development")
     monkeypatch.setenv("KEEPER_DATA_KEY", Fernet.generate_key().decode())
-    for role in admin.DEMO_USERS:
+    for role in admin_cli.DEMO_USERS:
         monkeypatch.delenv(f"KEEPER_DEMO_{role.upper()}_PASSWORD", raising=False)
     return Cli(migrated_database_url, kafka_bootstrap, f"{unique_name}.", "", capsys, monkeypatch)
 

@@ -48,9 +48,9 @@ from db.repositories.errors import (
     PartnerBusy,
     StaleVersion,
 )
+from domain.api_keys import ApiKey
 from domain.cards import CardStatus
 from ingest_api.key_ring import KeyRing
-from ingest_api.signing import ApiKey
 
 pytestmark = pytest.mark.integration
 

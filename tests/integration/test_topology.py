@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.topics import ALL_TOPICS, CONFIG_CARDS, Cleanup
-from stream_agents.topology import TopologyError, ensure_topics
+from schemas.topology import TopologyError, ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,13 @@ from domain.orders import Direction
 from schemas import orders as w
 from schemas.envelope import Envelope, Message
 from schemas.registry import envelope
+from schemas.translation import OrderCommand, epoch_ms, from_epoch_ms
 from stream_agents.app import create_app
 from stream_agents.bus import Bus
 from stream_agents.desk.orders import Step, handle
 from stream_agents.desk.outputs import OrderEntry
 from stream_agents.settings import AgentSettings
-from stream_agents.wire import OrderCommand, Out, epoch_ms, from_epoch_ms
+from stream_agents.wire import Out
 
 T0 = 1_764_300_000_000  # 2025-11-28T03:20:00Z
 UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")

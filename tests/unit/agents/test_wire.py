@@ -13,19 +13,18 @@ from domain.lifecycle import apply
 from domain.orders import OrderStatus
 from schemas import orders as w
 from schemas.registry import decode
-from stream_agents.wire import (
+from schemas.translation import (
     EVENT_BY_STATUS,
-    Out,
     epoch_ms,
     event_matches,
     from_epoch_ms,
-    message_id,
     order_from_dict,
     order_to_dict,
     snapshot,
     to_command,
     wire_event,
 )
+from stream_agents.wire import Out, message_id
 from tests.unit.agents.builders import PAYER_CARD, T0, UID, assign, decide, open_order
 from tests.unit.domain.builders import order_in
 

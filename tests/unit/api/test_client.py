@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.api_keys import ApiKey
 from ingest_api.client import KeeperApiError, KeeperAuth, KeeperClient, main
 from ingest_api.nonces import InMemoryNonceStore
 from ingest_api.signing import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
-    ApiKey,
     AuthenticatedPartner,
     ReplayedNonce,
     StaticKeyLookup,

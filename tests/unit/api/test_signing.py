@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
+from domain.api_keys import ApiKey
 from ingest_api.nonces import InMemoryNonceStore, NonceStoreFullError
 from ingest_api.signing import (
     AUTH_HEADERS,
@@ -23,7 +24,6 @@ from ingest_api.signing import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
-    ApiKey,
     AuthenticatedPartner,
     AuthError,
     BadSignature,

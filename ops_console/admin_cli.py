@@ -1,15 +1,15 @@
 """Administration from the command line: partners, keys, pools, cards, users, demo data.
 
-    python -m ingest_api.admin create-partner acme --name "Acme" --deposit-fee-bp 250 \\
+    python -m ops_console.admin_cli create-partner acme --name "Acme" --deposit-fee-bp 250 \\
         --withdrawal-fee-bp 150 --pool main
-    python -m ingest_api.admin issue-key acme          # shows the secret once
-    python -m ingest_api.admin revoke-key kp_...
-    python -m ingest_api.admin create-pool main --name "Main pool"
-    python -m ingest_api.admin add-card --pool main --bank "Bank" --holder "A HOLDER" \\
+    python -m ops_console.admin_cli issue-key acme      # shows the secret once
+    python -m ops_console.admin_cli revoke-key kp_...
+    python -m ops_console.admin_cli create-pool main --name "Main pool"
+    python -m ops_console.admin_cli add-card --pool main --bank "Bank" --holder "A HOLDER" \\
         --currency EUR --expires 2030-12 ...           # the number is read from stdin/prompt
-    python -m ingest_api.admin create-user alice --role operator --password-env ALICE_PW
-    python -m ingest_api.admin publish-config          # every partner and card to Kafka
-    python -m ingest_api.admin seed-demo               # idempotent demo data
+    python -m ops_console.admin_cli create-user alice --role operator --password-env ALICE_PW
+    python -m ops_console.admin_cli publish-config      # every partner and card to Kafka
+    python -m ops_console.admin_cli seed-demo           # idempotent demo data
 
 Secrets never travel on the command line, where ``ps`` and shell history would keep them: a
 card number or a password is read from stdin (or a no-echo prompt on a terminal), a password
@@ -394,7 +394,8 @@ def _write_env_file(path: Path, key_id: str, secret: str) -> None:
         raise AdminError(f"{path} exists and is not a regular file; pass another --env-file")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = (
-        "# Keeper demo partner credentials, written by `python -m ingest_api.admin seed-demo`.\n"
+        "# Keeper demo partner credentials, written by"
+        " `python -m ops_console.admin_cli seed-demo`.\n"
         "# Development only; load with: set -a; . .local/demo-partner.env; set +a\n"
         f"KEEPER_PARTNER_ID={DEMO_PARTNER}\n"
         f"KEEPER_KEY_ID={key_id}\n"
@@ -472,7 +473,7 @@ def _add_publish_flag(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ingest_api.admin", description=(__doc__ or "").split("\n")[0]
+        prog="python -m ops_console.admin_cli", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--database-url", help="default: DATABASE_URL or the local cluster")
     parser.add_argument("--kafka", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
