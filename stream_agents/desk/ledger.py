@@ -23,6 +23,7 @@ hold, the answer to the order part again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -87,80 +88,137 @@ def _apply(kind: PostingKind, balance: Balance, amount: int, fee: int) -> Balanc
 
 
 @dataclass(frozen=True, slots=True)
+class Funds:
+    """A partner's balance in one currency, and how many operations made it (``version``)."""
+
+    available_minor: int
+    held_minor: int
+    version: int
+
+    @property
+    def balance(self) -> Balance:
+        return Balance(available_minor=self.available_minor, held_minor=self.held_minor)
+
+    def to_json(self) -> Entry:
+        return {
+            "available_minor": self.available_minor,
+            "held_minor": self.held_minor,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Entry) -> Funds:
+        return cls(data["available_minor"], data["held_minor"], data["version"])
+
+
+NO_FUNDS: Final = Funds(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one operation of an order did, and when: the partner's funds right after it, or
+    ``None`` for a hold refused for want of funds (remembered, so that its repeats are refused
+    alike even if the balance has grown since)."""
+
+    at_ms: int
+    after: Funds | None
+
+    def to_json(self) -> Entry:
+        if self.after is None:
+            return {"declined": True, "at_ms": self.at_ms}
+        return {
+            "available_minor": self.after.available_minor,
+            "held_minor": self.after.held_minor,
+            "balance_version": self.after.version,
+            "at_ms": self.at_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: Entry) -> Applied:
+        if data.get("declined"):
+            return cls(data["at_ms"], None)
+        after = Funds(data["available_minor"], data["held_minor"], data["balance_version"])
+        return cls(data["at_ms"], after)
+
+
+def funds_by_currency(entry: Entry | None) -> dict[str, Funds]:
+    """A ``balance/<partner>`` entry: the partner's funds per currency."""
+    return {currency: Funds.from_json(funds) for currency, funds in (entry or {}).items()}
+
+
+def applied_by_kind(entry: Entry | None) -> dict[PostingKind, Applied]:
+    """An ``op/<uid>`` entry: the operations applied for one order, by kind."""
+    return {PostingKind(kind): Applied.from_json(done) for kind, done in (entry or {}).items()}
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
-    """The result of one operation: what to write (``None``: unchanged), in this order."""
+    """The result of one operation: the entries to write (``None``: unchanged), the order's
+    operations first, then the partner's balances; and what to send."""
 
     operations: Entry | None
     balances: Entry | None
     outputs: list[Out]
 
 
-_ZERO: Final = {"available_minor": 0, "held_minor": 0, "version": 0}
-
-
 def handle(
     balances: Entry | None, operations: Entry | None, op: wl.ApplyLedgerOp, now_ms: int
 ) -> Step:
-    """Apply one operation to the partner's ``balances`` and the order's ``operations``."""
+    """Apply one operation to the partner's ``balances`` and the order's ``operations``
+    (table entries, JSON); the logic works on :class:`Funds` and :class:`Applied`."""
     uid, kind = str(op.uid), op.op
-    balances, operations = balances or {}, operations or {}
-    if kind in operations:
-        done: Entry = operations[kind]
-        return Step(None, _rolled_forward(balances, op.currency, done), _answers(op, done))
-    if kind in _SETTLING and (
-        not isinstance(operations.get(_K.HOLD), dict) or _SETTLING & set(operations)
-    ):
+    funds, done = funds_by_currency(balances), applied_by_kind(operations)
+    if kind in done:
+        rolled = _rolled_forward(funds, op.currency, done[kind])
+        return Step(None, None if rolled is None else _json(rolled), _answers(op, done[kind]))
+    if kind in _SETTLING and (_hold_of(done) is None or _SETTLING & set(done)):
         log.error("ledger %s of order %s refused: no hold to settle", kind, uid)
         return Step(None, None, [])
-    current = balances.get(op.currency, _ZERO)
-    balance = Balance(available_minor=current["available_minor"], held_minor=current["held_minor"])
+    current = funds.get(op.currency, NO_FUNDS)
     try:
-        after = _apply(kind, balance, op.amount_minor, op.fee_minor)
+        after = _apply(kind, current.balance, op.amount_minor, op.fee_minor)
     except InsufficientFunds:
-        declined: Entry = {"declined": True, "at_ms": now_ms}
-        return Step({**operations, kind: declined}, None, _answers(op, declined))
+        declined = Applied(now_ms, None)
+        return Step(_json({**done, kind: declined}), None, _answers(op, declined))
     except InsufficientHeld:
         log.error("ledger %s of order %s refused: held funds too low", kind, uid)
         return Step(None, None, [])
-    record = {
-        "available_minor": after.available_minor,
-        "held_minor": after.held_minor,
-        "balance_version": current["version"] + 1,
-        "at_ms": now_ms,
-    }
+    applied = Applied(now_ms, Funds(after.available_minor, after.held_minor, current.version + 1))
     return Step(
-        {**operations, kind: record},
-        {**balances, op.currency: _balance(record)},
-        _answers(op, record),
+        _json({**done, kind: applied}),
+        _json({**funds, op.currency: applied.after}),
+        _answers(op, applied),
     )
 
 
-def _balance(record: Entry) -> Entry:
-    return {
-        "available_minor": record["available_minor"],
-        "held_minor": record["held_minor"],
-        "version": record["balance_version"],
-    }
+def _hold_of(done: dict[PostingKind, Applied]) -> Funds | None:
+    """The funds after the order's hold, if it was held (not refused)."""
+    hold_applied = done.get(_K.HOLD)
+    return None if hold_applied is None else hold_applied.after
 
 
-def _rolled_forward(balances: Entry, currency: str, record: Entry) -> Entry | None:
-    """``balances`` with ``record``'s result if its balance write was lost, else ``None``.
+def _json(values: Mapping[str, Funds | None] | Mapping[PostingKind, Applied]) -> Entry:
+    return {str(key): value.to_json() for key, value in values.items() if value is not None}
 
-    The record made version ``v``; a balance still at ``v - 1`` never received it (a crash
+
+def _rolled_forward(
+    funds: dict[str, Funds], currency: str, done: Applied
+) -> dict[str, Funds] | None:
+    """``funds`` with ``done``'s result if its balance write was lost, else ``None``.
+
+    The operation made version ``v``; funds still at ``v - 1`` never received it (a crash
     between the two writes). Any other version has it, or has moved on from it.
     """
-    if record.get("declined"):
+    if done.after is None or funds.get(currency, NO_FUNDS).version != done.after.version - 1:
         return None
-    if balances.get(currency, _ZERO)["version"] != record["balance_version"] - 1:
-        return None
-    log.warning("balance of %s rolled forward to version %s", currency, record["balance_version"])
-    return {**balances, currency: _balance(record)}
+    log.warning("balance of %s rolled forward to version %s", currency, done.after.version)
+    return {**funds, currency: done.after}
 
 
-def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
+def _answers(op: wl.ApplyLedgerOp, done: Applied) -> list[Out]:
     """The posting of an applied operation (and a hold's answer), rebuilt from its record."""
-    uid, at_ms = str(op.uid), record["at_ms"]
-    if record.get("declined"):
+    uid, at_ms, after = str(op.uid), done.at_ms, done.after
+    if after is None:
         reason = DeclineReason.INSUFFICIENT_FUNDS
         decline = w.DeclineOrder(uid=op.uid, reason=reason)
         return [Out(TO_ORDER, decline, message_id(uid, decline.TYPE, reason), at_ms)]
@@ -173,9 +231,9 @@ def _answers(op: wl.ApplyLedgerOp, record: dict[str, Any]) -> list[Out]:
             wl.Leg(account=account, amount_minor=value)
             for account, value in legs(op.op, op.partner_id, op.amount_minor, op.fee_minor)
         ],
-        available_minor=record["available_minor"],
-        held_minor=record["held_minor"],
-        balance_version=record["balance_version"],
+        available_minor=after.available_minor,
+        held_minor=after.held_minor,
+        balance_version=after.version,
     )
     outputs = [Out(LEDGER_EVENTS.name, posted, message_id(uid, posted.TYPE, op.op), at_ms)]
     if op.op is _K.HOLD:
