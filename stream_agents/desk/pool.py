@@ -36,7 +36,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, tzinfo
 from enum import StrEnum
 from typing import Any
@@ -63,13 +63,157 @@ class Placement(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Period:
+    """A card's finished turnover in one calendar period: a day (``2025-11-28``) or a month
+    (``2025-11``) of the cards' time zone."""
+
+    name: str
+    amount_minor: int = 0
+    count: int = 0
+
+    def counted(self, name: str, amount_minor: int) -> Period:
+        """This period with one more settled order of ``name``'s period: a later period
+        starts afresh; an earlier one is over and no longer limits the card, so an order
+        settled in it (a repair after a crash across midnight) is not counted."""
+        current = self if self.name >= name else Period(name)
+        if current.name != name:
+            return current
+        return Period(name, current.amount_minor + amount_minor, current.count + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The monitor's holiday for a card, decided on configuration ``config_version``."""
+
+    until_ms: int
+    config_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A card's entry (``card/<pool>/<card>``): its open orders (``uid → (amount, at_ms)``),
+    its finished turnover in the current day and month, the monitor's holiday if any."""
+
+    open: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    day: Period | None = None
+    month: Period | None = None
+    pause: Pause | None = None
+
+    def opened(self, uid: str, amount_minor: int, at_ms: int) -> Slot:
+        return dataclasses.replace(self, open={**self.open, uid: (amount_minor, at_ms)})
+
+    def closed(self, uid: str) -> Slot:
+        return dataclasses.replace(self, open={k: v for k, v in self.open.items() if k != uid})
+
+    def settled(self, amount_minor: int, at_ms: int, tz: tzinfo) -> Slot:
+        """Count a settled order in its day and month."""
+        day, month = _periods(at_ms, tz)
+        return dataclasses.replace(
+            self,
+            day=(self.day or Period(day)).counted(day, amount_minor),
+            month=(self.month or Period(month)).counted(month, amount_minor),
+        )
+
+    def load(self, now_ms: int, tz: tzinfo) -> CardLoad:
+        """What the card carries now: its open orders, and its turnover in today's day and
+        month (a period that is not today's counts nothing)."""
+        day, month = _periods(now_ms, tz)
+        today = self.day if self.day is not None and self.day.name == day else Period(day)
+        this_month = self.month if self.month is not None and self.month.name == month else None
+        this_month = this_month or Period(month)
+        return CardLoad(
+            day_turnover_minor=today.amount_minor,
+            day_count=today.count,
+            month_turnover_minor=this_month.amount_minor,
+            month_count=this_month.count,
+            open_orders=tuple((uid, amount) for uid, (amount, _) in self.open.items()),
+        )
+
+    def to_json(self) -> Entry:
+        entry: Entry = {"open": {uid: [amount, at] for uid, (amount, at) in self.open.items()}}
+        for key, period in (("day", self.day), ("month", self.month)):
+            if period is not None:
+                entry |= {key: period.name, f"{key}_minor": period.amount_minor}
+                entry[f"{key}_count"] = period.count
+        if self.pause is not None:
+            entry["pause"] = [self.pause.until_ms, self.pause.config_version]
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: Entry | None) -> Slot:
+        if entry is None:
+            return cls()
+        periods = {
+            key: Period(entry[key], entry[f"{key}_minor"], entry[f"{key}_count"])
+            for key in ("day", "month")
+            if key in entry
+        }
+        pause = entry.get("pause")
+        return cls(
+            open={uid: (amount, at) for uid, (amount, at) in entry["open"].items()},
+            day=periods.get("day"),
+            month=periods.get("month"),
+            pause=None if pause is None else Pause(pause[0], pause[1]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An order's placement (``placement/<uid>``): on which card (or declined), for how much,
+    since when, and once closed, when and whether it was approved."""
+
+    status: Placement
+    amount_minor: int
+    at_ms: int
+    card_id: str | None = None
+    masked: str | None = None
+    closed_ms: int | None = None
+    approved: bool | None = None
+
+    def close(self, at_ms: int, *, approved: bool) -> Placed:
+        return dataclasses.replace(
+            self, status=Placement.CLOSED, closed_ms=at_ms, approved=approved
+        )
+
+    def to_json(self) -> Entry:
+        entry: Entry = {
+            "status": self.status,
+            "card_id": self.card_id,
+            "amount_minor": self.amount_minor,
+            "at_ms": self.at_ms,
+        }
+        if self.masked is not None:
+            entry["masked"] = self.masked
+        if self.status is Placement.CLOSED:
+            entry |= {"closed_ms": self.closed_ms, "approved": self.approved}
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: Entry) -> Placed:
+        return cls(
+            status=Placement(entry["status"]),
+            amount_minor=entry["amount_minor"],
+            at_ms=entry["at_ms"],
+            card_id=entry.get("card_id"),
+            masked=entry.get("masked"),
+            closed_ms=entry.get("closed_ms"),
+            approved=entry.get("approved"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PoolStep:
     """The result of one message: the order's placement to write first (``None``: unchanged),
-    then the changed card slots by card id, and what to send."""
+    then the changed card slots by card id (table entries, JSON), and what to send."""
 
     placement: Entry | None
     slots: dict[str, Entry]
     outputs: list[Out]
+
+    @classmethod
+    def of(cls, placed: Placed | None, slots: Mapping[str, Slot], outputs: list[Out]) -> PoolStep:
+        entry = None if placed is None else placed.to_json()
+        return cls(entry, {card_id: s.to_json() for card_id, s in slots.items()}, outputs)
 
 
 def card_from_config(config: dict[str, Any]) -> Card:
@@ -96,22 +240,6 @@ def _periods(now_ms: int, tz: tzinfo = UTC) -> tuple[str, str]:
     return day, day[:7]
 
 
-def _load(slot: dict[str, Any], now_ms: int, tz: tzinfo = UTC) -> CardLoad:
-    day, month = _periods(now_ms, tz)
-    same_day, same_month = slot.get("day") == day, slot.get("month") == month
-    return CardLoad(
-        day_turnover_minor=slot.get("day_minor", 0) if same_day else 0,
-        day_count=slot.get("day_count", 0) if same_day else 0,
-        month_turnover_minor=slot.get("month_minor", 0) if same_month else 0,
-        month_count=slot.get("month_count", 0) if same_month else 0,
-        open_orders=tuple((uid, amount) for uid, (amount, _) in slot["open"].items()),
-    )
-
-
-def _new_slot() -> Entry:
-    return {"open": {}}
-
-
 def handle_request(
     placement: Entry | None,
     slots: Mapping[str, Entry],
@@ -123,8 +251,9 @@ def handle_request(
     """Answer a card request, given the order's placement and the pool's card slots."""
     uid = str(request.uid)
     if placement is not None:  # asked before: the same answer again
-        step = _repaired(uid, placement, slots, tz)
-        return dataclasses.replace(step, outputs=_answer(uid, placement))
+        placed = Placed.from_json(placement)
+        repaired = _repaired(uid, placed, slots, tz)
+        return PoolStep.of(None, repaired, _answer(uid, placed))
     candidates = []
     for config in configs:
         try:
@@ -132,61 +261,61 @@ def handle_request(
         except DomainError as exc:
             log.warning("card %s skipped: %s", config.get("card_id"), exc.code)
             continue
-        slot = slots.get(card.card_id) or _new_slot()
-        candidates.append((_paused(card, slot, config["version"]), _load(slot, now_ms, tz)))
+        slot = Slot.from_json(slots.get(card.card_id))
+        candidates.append((_paused(card, slot, config["version"]), slot.load(now_ms, tz)))
     chosen = choose_card(candidates, request.amount_minor, request.currency, now_ms, tz)
-    placed: Entry = {"amount_minor": request.amount_minor, "at_ms": now_ms}
     if chosen is None:
-        placed |= {"status": Placement.DECLINED, "card_id": None}
-        return PoolStep(placed, {}, _answer(uid, placed))
-    placed |= {"status": Placement.OPEN, "card_id": chosen.card_id, "masked": chosen.pan_masked}
-    slot = _opened(slots.get(chosen.card_id) or _new_slot(), uid, placed)
-    return PoolStep(placed, {chosen.card_id: slot}, _answer(uid, placed))
+        declined = Placed(Placement.DECLINED, request.amount_minor, now_ms)
+        return PoolStep.of(declined, {}, _answer(uid, declined))
+    placed = Placed(Placement.OPEN, request.amount_minor, now_ms, chosen.card_id, chosen.pan_masked)
+    slot = Slot.from_json(slots.get(chosen.card_id)).opened(uid, request.amount_minor, now_ms)
+    return PoolStep.of(placed, {chosen.card_id: slot}, _answer(uid, placed))
 
 
-def _answer(uid: str, placement: Entry) -> list[Out]:
-    if placement["status"] == Placement.OPEN:
-        return [_assign(uid, placement["card_id"], placement["masked"], placement["at_ms"])]
-    if placement["status"] == Placement.DECLINED:
-        return [_decline(uid, placement["at_ms"])]
+def _answer(uid: str, placed: Placed) -> list[Out]:
+    if placed.status is Placement.OPEN:
+        assert placed.card_id is not None
+        assert placed.masked is not None
+        return [_assign(uid, placed.card_id, placed.masked, placed.at_ms)]
+    if placed.status is Placement.DECLINED:
+        return [_decline(uid, placed.at_ms)]
     return []
 
 
-def _opened(slot: Entry, uid: str, placement: Entry) -> Entry:
-    return {**slot, "open": {**slot["open"], uid: [placement["amount_minor"], placement["at_ms"]]}}
-
-
-def _closed(slot: Entry, uid: str, placement: Entry, tz: tzinfo) -> Entry:
+def _released(slot: Slot, uid: str, placed: Placed, tz: tzinfo) -> Slot:
     """``slot`` without the order, and with its turnover if it was approved."""
-    slot = {**slot, "open": {k: v for k, v in slot["open"].items() if k != uid}}
-    if placement["approved"]:
-        _add_turnover(slot, placement["amount_minor"], placement["closed_ms"], tz)
+    slot = slot.closed(uid)
+    if placed.approved:
+        assert placed.closed_ms is not None
+        slot = slot.settled(placed.amount_minor, placed.closed_ms, tz)
     return slot
 
 
-def _repaired(uid: str, placement: Entry, slots: Mapping[str, Entry], tz: tzinfo) -> PoolStep:
-    """The card slot this placement implies, if a crash lost its write; else no change."""
-    card_id = placement["card_id"]
-    slot = slots.get(card_id) if card_id else None
-    is_open = slot is not None and uid in slot["open"]
-    if placement["status"] == Placement.OPEN and not is_open:
+def _repaired(uid: str, placed: Placed, slots: Mapping[str, Entry], tz: tzinfo) -> dict[str, Slot]:
+    """The card slot this placement implies, if a crash lost its write; else nothing."""
+    card_id = placed.card_id
+    if card_id is None:
+        return {}
+    stored = slots.get(card_id)
+    slot = Slot.from_json(stored)
+    is_open = stored is not None and uid in slot.open
+    if placed.status is Placement.OPEN and not is_open:
         log.warning("order %s restored on card %s", uid, card_id)
-        return PoolStep(None, {card_id: _opened(slot or _new_slot(), uid, placement)}, [])
-    if placement["status"] == Placement.CLOSED and is_open:
-        assert slot is not None
+        return {card_id: slot.opened(uid, placed.amount_minor, placed.at_ms)}
+    if placed.status is Placement.CLOSED and is_open:
         log.warning("order %s released from card %s", uid, card_id)
-        return PoolStep(None, {card_id: _closed(slot, uid, placement, tz)}, [])
-    return PoolStep(None, {}, [])
+        return {card_id: _released(slot, uid, placed, tz)}
+    return {}
 
 
-def _paused(card: Card, slot: dict[str, Any], config_version: int) -> Card:
+def _paused(card: Card, slot: Slot, config_version: int) -> Card:
     """``card`` with the monitor's holiday, if one applies to this configuration version."""
-    pause = slot.get("pause")
-    if pause is None or config_version > pause[1]:
+    pause = slot.pause
+    if pause is None or config_version > pause.config_version:
         return card
-    if card.holiday_until_ms is not None and card.holiday_until_ms >= pause[0]:
+    if card.holiday_until_ms is not None and card.holiday_until_ms >= pause.until_ms:
         return card
-    return dataclasses.replace(card, holiday_until_ms=pause[0])
+    return dataclasses.replace(card, holiday_until_ms=pause.until_ms)
 
 
 def handle_pause(slot: Entry | None, pause: wc.PauseCard, config: Entry | None) -> Entry | None:
@@ -195,15 +324,14 @@ def handle_pause(slot: Entry | None, pause: wc.PauseCard, config: Entry | None) 
     Idempotent and order-free: the latest end wins, for the configuration version known now.
     """
     version = config["version"] if config else 0
-    current = (slot or {}).get("pause")
-    if current is not None and current[1] == version and current[0] >= pause.until_ms:
+    current = Slot.from_json(slot)
+    kept = current.pause
+    if kept is not None and kept.config_version == version and kept.until_ms >= pause.until_ms:
         return None
-    until = (
-        pause.until_ms
-        if current is None or current[1] != version
-        else max(current[0], pause.until_ms)
-    )
-    return {**(slot or _new_slot()), "pause": [until, version]}
+    until = pause.until_ms
+    if kept is not None and kept.config_version == version:
+        until = max(kept.until_ms, pause.until_ms)
+    return dataclasses.replace(current, pause=Pause(until, version)).to_json()
 
 
 def handle_release(
@@ -219,47 +347,18 @@ def handle_release(
     """
     uid = str(release.uid)
     if placement is None:  # never placed: remembered closed, so a late request stays unmet
-        closed: Entry = {
-            "status": Placement.CLOSED,
-            "card_id": None,
-            "amount_minor": release.amount_minor,
-            "at_ms": now_ms,
-            "closed_ms": now_ms,
-            "approved": False,
-        }
-        return PoolStep(closed, {}, [])
-    if placement["status"] != Placement.OPEN:
-        return _repaired(uid, placement, slots, tz)
-    card_id = placement["card_id"]
+        never = Placed(Placement.CLOSED, release.amount_minor, now_ms, closed_ms=now_ms)
+        return PoolStep.of(dataclasses.replace(never, approved=False), {}, [])
+    placed = Placed.from_json(placement)
+    if placed.status is not Placement.OPEN:
+        return PoolStep.of(None, _repaired(uid, placed, slots, tz), [])
+    card_id = placed.card_id
+    assert card_id is not None
     if release.card_id != card_id:
         log.warning("order %s released from card %s, placed on %s", uid, release.card_id, card_id)
-    closed = {
-        **placement,
-        "status": Placement.CLOSED,
-        "closed_ms": now_ms,
-        "approved": release.approved,
-    }
-    slot = _closed(slots.get(card_id) or _new_slot(), uid, closed, tz)
-    return PoolStep(closed, {card_id: slot}, [])
-
-
-def _add_turnover(slot: Entry, amount_minor: int, at_ms: int, tz: tzinfo = UTC) -> None:
-    """Count a settled order in its day and month, starting new periods as needed.
-
-    A period older than the slot's current one is over and no longer limits the card, so an
-    order settled in it (a repair after a crash across midnight) is not counted there.
-    """
-    day, month = _periods(at_ms, tz)
-    if slot.get("month", "") < month:
-        slot.update(month=month, month_minor=0, month_count=0)
-    if slot.get("day", "") < day:
-        slot.update(day=day, day_minor=0, day_count=0)
-    if slot["month"] == month:
-        slot["month_minor"] += amount_minor
-        slot["month_count"] += 1
-    if slot["day"] == day:
-        slot["day_minor"] += amount_minor
-        slot["day_count"] += 1
+    closed = placed.close(now_ms, approved=release.approved)
+    slot = _released(Slot.from_json(slots.get(card_id)), uid, closed, tz)
+    return PoolStep.of(closed, {card_id: slot}, [])
 
 
 def _assign(uid: str, card_id: str, masked: str, at_ms: int) -> Out:
