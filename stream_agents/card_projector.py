@@ -36,14 +36,13 @@ from sqlalchemy.orm import Session
 
 import schemas  # noqa: F401 - registers every schema with the registry
 from db.repositories import turnover as repo
-from schemas.registry import SchemaError, decode
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from schemas.turnover import CardAlerted, TurnoverUpdated, TurnoverWindows
 from stream_agents.config_publisher import publish_configs
 from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import make_consumer, make_producer, run_process
 from stream_agents.projector import ProjectorSettings, projector_engine
-from stream_agents.quarantine import DeadLetters, Entry, Rejected, commit_offsets, settle
+from stream_agents.quarantine import DeadLetters, Entry, Rejected, accept, commit_offsets, settle
 from stream_agents.wire import epoch_ms_now
 
 log = logging.getLogger(__name__)
@@ -90,16 +89,11 @@ class CardBatch:
 
 
 def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topic: str) -> None:
-    tp = TopicPartition(record.topic, record.partition)
-    batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
-    if record.value is None:
-        batch.rejected.append(Rejected(record, "empty record"))
+    decoded = accept(record, batch.offsets)
+    if isinstance(decoded, str):
+        batch.rejected.append(Rejected(record, decoded))
         return
-    try:
-        env, message = decode(record.value)
-    except SchemaError as exc:
-        batch.rejected.append(Rejected(record, str(exc)))
-        return
+    env, message = decoded
     if record.topic == alerts_topic and isinstance(message, CardAlerted):
         batch.alerts.append(Entry(record, message))
     elif record.topic != alerts_topic and isinstance(message, TurnoverUpdated):

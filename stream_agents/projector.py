@@ -54,7 +54,6 @@ from db.projection import (
 from db.repositories import dead_letters
 from db.repositories.dead_letters import NewDeadLetter
 from schemas.ledger import LedgerPosted
-from schemas.registry import SchemaError, decode
 from schemas.topics import LEDGER_EVENTS
 from stream_agents.failures import ConsumerHaltedError, describe, is_transient
 from stream_agents.process import (
@@ -70,6 +69,7 @@ from stream_agents.quarantine import (
     Entry,
     Isolated,
     Rejected,
+    accept,
     commit_offsets,
     dead_letter_headers,
     letter_of,
@@ -151,20 +151,17 @@ def classify(
     A record is only accepted as the message type its topic carries: a decodable message on
     the wrong topic is as unusable to the projector as garbage.
     """
-    tp = TopicPartition(record.topic, record.partition)
-    batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
     if record.topic == letters_topic:
+        tp = TopicPartition(record.topic, record.partition)
+        batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
         if (letter := letter_of(record)) is not None:
             batch.letter_entries.append(Entry(record, letter))
         return
-    if record.value is None:
-        batch.rejected.append(Rejected(record, "empty record"))
+    decoded = accept(record, batch.offsets)
+    if isinstance(decoded, str):
+        batch.rejected.append(Rejected(record, decoded))
         return
-    try:
-        env, message = decode(record.value)
-    except SchemaError as exc:
-        batch.rejected.append(Rejected(record, str(exc)))
-        return
+    env, message = decoded
     if record.topic == ledger_topic:
         if isinstance(message, LedgerPosted):
             batch.ledger_entries.append(Entry(record, (env, message)))

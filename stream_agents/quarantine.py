@@ -35,7 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from db.repositories.dead_letters import NewDeadLetter
-from schemas.registry import decode
+from schemas.envelope import Envelope, Message
+from schemas.registry import SchemaError, decode
 from schemas.topics import ORDER_EVENTS
 from stream_agents import letter_headers as h
 from stream_agents.failures import ConsumerHaltedError, describe, is_fatal, is_transient
@@ -246,6 +247,20 @@ async def settle(
         if published is None:
             return None
     return outcome
+
+
+def accept(record: Record, offsets: dict[TopicPartition, int]) -> tuple[Envelope, Message] | str:
+    """The start of every consumer's ``classify``: note ``record``'s offset as done once its
+    batch is written, then decode it. Returns the envelope and message, or why it cannot be
+    used (an empty record, or one that does not decode), for the caller to reject."""
+    tp = TopicPartition(record.topic, record.partition)
+    offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    if record.value is None:
+        return "empty record"
+    try:
+        return decode(record.value)
+    except SchemaError as exc:
+        return str(exc)
 
 
 async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:

@@ -26,12 +26,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import schemas  # noqa: F401 - registers every schema with the registry
 from db.repositories.callbacks import record_deliveries
-from schemas.registry import SchemaError, decode
 from stream_agents.callbacks.payload import TERMINAL_EVENTS, NewDelivery, new_delivery
 from stream_agents.callbacks.settings import CallbackSettings
 from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import make_consumer
-from stream_agents.quarantine import Backoff, DeadLetters, Entry, commit_offsets, settle
+from stream_agents.quarantine import (
+    Backoff,
+    DeadLetters,
+    Entry,
+    accept,
+    commit_offsets,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +55,11 @@ class IntakeBatch:
 def classify(records: list[ConsumerRecord[bytes, bytes]]) -> IntakeBatch:
     batch = IntakeBatch()
     for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
-        if record.value is None:
+        decoded = accept(record, batch.offsets)
+        if isinstance(decoded, str):  # the projector dead-letters it; here it is skipped
             batch.undecodable += 1
             continue
-        try:
-            env, message = decode(record.value)
-        except SchemaError:
-            batch.undecodable += 1
-            continue
+        env, message = decoded
         if isinstance(message, TERMINAL_EVENTS):
             batch.deliveries.append(Entry(record, new_delivery(env, message)))
     return batch
