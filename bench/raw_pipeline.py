@@ -43,6 +43,7 @@ LINGER_MS = 5
 BATCH = 500
 #: Lives each phase runs, unmeasured, before the clock starts.
 WARM_UP_LIVES = 20
+WARM_UP = b"warm-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,7 @@ async def _projector(bootstrap: str, topics: Topics, done: Any, ready: Any, stop
                 for records in batches.values()
                 for r in records
                 if bytes(r.value or b"").split(b"|", 2)[1] == STEPS[-1]
+                and not r.value.startswith(WARM_UP)
             )
             if batches:
                 await consumer.commit()
@@ -231,7 +233,8 @@ async def _api(
     command_size = sizes.command - len(desk)
 
     async def life(i: int, due: float) -> tuple[float | None, bool]:
-        uid = uuid.uuid4().hex.encode()
+        # Warm-up lives (i < 0) are marked so that the projector does not count them.
+        uid = (WARM_UP if i < 0 else b"") + uuid.uuid4().hex.encode()
         create_ms = None
         for step in STEPS:
             answered: asyncio.Future[None] = loop.create_future()
