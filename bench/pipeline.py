@@ -232,13 +232,13 @@ async def keeper_phase(
         results, lag = await open_loop(
             rate, plan.phase_s, lambda i, due: driver.life(desk, tag, i, due, stats)
         )
-        done = await wait_for(engine, desk, tag, len(results), plan.drain_s)
+        done = await wait_for(engine, desk, tag, sum(results), plan.drain_s)
         elapsed = time.monotonic() - started
         cpu_after, load_after = stack.cpu(), load()
         offsets_after = await topic_offsets(stack.bootstrap)
         phase = phase_summary(rate, plan.phase_s, results, stats, lag)
         held, why = verdict(PhaseOutcome(rate, len(results), done, phase["create_p99_ms"]), target)
-        if not held:  # let the backlog clear before the next phase (not measured)
+        if done < sum(results):  # let the backlog clear before the next phase (not measured)
             await wait_for(engine, desk, tag, sum(results), plan.settle_s)
         produced = {
             t: n - offsets_before.get(t, 0)
@@ -309,12 +309,13 @@ async def raw_run(
     tried: list[tuple[float, bool]] = []
     phases = []
     while (rate := next_rate(plan.raw, tried)) is not None:
+        load_before = load()
         phase = await raw_pipeline.phase(
             bootstrap, rate, plan.baseline_s, sizes, timeout_s=plan.timeout_s, broker_pid=broker
         )
         outcome = PhaseOutcome(rate, phase["started"], phase["completed"], phase["create_p99_ms"])
         phase["held"], phase["why"] = verdict(outcome, target)
-        phase["load_before"] = load()
+        phase["load_before"] = load_before
         say("raw", phase)
         phases.append(phase)
         tried.append((rate, phase["held"]))
@@ -424,6 +425,15 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
     raw = spread([r["capacity"] for r in out["raw"]])
     http = spread([r["capacity"] for r in out["http"]])
     phases = [at_capacity(r) for r in out["keeper"]]
+    baseline_cpu = {
+        kind: spread(
+            [
+                sum(v for k, v in at_capacity(r)["cpu_ms_per_life"].items() if k != GENERATOR)
+                for r in out[kind]
+            ]
+        )
+        for kind in ("raw", "http")
+    }
     processes = sorted({name for p in phases for name in p["cpu_ms_per_life"]})
     cpu = {
         name: spread([p["cpu_ms_per_life"][name] for p in phases if name in p["cpu_ms_per_life"]])
@@ -451,6 +461,8 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
         "ratio_to_http": round(keeper.median / http.median, 3) if http.median else None,
         "cpu_ms_per_life": {name: asdict(s) for name, s in cpu.items()},
         "cpu_ms_per_life_total": asdict(total),
+        "raw_cpu_ms_per_life_total": asdict(baseline_cpu["raw"]),
+        "http_cpu_ms_per_life_total": asdict(baseline_cpu["http"]),
         "records_per_life": asdict(records),
         "perf_records_per_s": asdict(perf),
         "perf_lives_per_s_equivalent": round(perf.median / records.median, 1)

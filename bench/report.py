@@ -121,6 +121,8 @@ def render(r: dict[str, Any]) -> str:
         for n, p in enumerate(perf, 1)
     )
     ratio_b, ratio_c = s["ratio_to_raw"], s["ratio_to_http"]
+    cap_b, cap_c = capacity_cell(s, "raw"), capacity_cell(s, "http")
+    cpu_b, cpu_c = shown(s["raw_cpu_ms_per_life_total"]), shown(s["http_cpu_ms_per_life_total"])
     perf_cell = (
         f"{shown(s['perf_records_per_s'])} records/s = {s['perf_lives_per_s_equivalent']} "
         f"lives/s at Keeper's {records:g} records per life"
@@ -151,13 +153,15 @@ of the whole search; client timeout {plan["timeout_s"]:g} s, above every latency
 
 ### Capacity: highest sustained full-life rate (lives/s)
 
-| system | capacity | Keeper's ratio to it |
-|---|---|---|
-| **Keeper** | **{capacity_cell(s, "keeper")}** | |
-| (b) raw aiokafka, the new design's topology | {capacity_cell(s, "raw")} | **{ratio_b}** |
-| (c) HTTP only: a FastAPI app that does no work | {capacity_cell(s, "http")} | **{ratio_c}** |
-| (a) Kafka's ProducerPerformance, `acks=all` | {perf_cell} | |
+| system | capacity | Keeper's ratio to it | CPU-ms per life |
+|---|---|---|---|
+| **Keeper** | **{capacity_cell(s, "keeper")}** | | {shown(s["cpu_ms_per_life_total"])} |
+| (b) raw aiokafka, the new design's topology | {cap_b} | **{ratio_b}** | {cpu_b} |
+| (c) HTTP only: a FastAPI app that does no work | {cap_c} | **{ratio_c}** | {cpu_c} |
+| (a) Kafka's ProducerPerformance, `acks=all` | {perf_cell} | | |
 
+CPU-ms per life: every process at the run's capacity phase (below), the load generator left
+out except in (b), whose API stand-in runs the generator in the same process.
 Capacity is the median over runs (min to max in brackets); 0 means no rate tried held, and
 "≥" that the search stopped (its step budget) before a rate failed, so the ratio is a
 bound. The worst create latency in any phase was {s["worst_create_ms"]:g} ms, under the
