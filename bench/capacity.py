@@ -89,7 +89,12 @@ class Ladder:
     """How rates are stepped: ``start``, then ``factor`` times the last rate that held until
     one fails (or ``max_rate``); then bisection between the highest rate that held and the
     lowest that failed until their ratio is at most ``resolution``. A first rate that fails
-    is divided by ``factor`` down to ``min_rate``. ``max_steps`` bounds the phases."""
+    is divided by ``factor`` down to ``min_rate``. ``max_steps`` bounds the phases.
+
+    A phase that fails is run again up to ``retries`` times, and its rate holds when any
+    attempt held: on a shared machine one stall of someone else's work can push a p99 over
+    its limit, and that is not the system's capacity. A rate that fails every attempt does
+    not hold."""
 
     start: float
     factor: float = 2.0
@@ -97,6 +102,7 @@ class Ladder:
     min_rate: float = 1.0
     max_rate: float = 5000.0
     max_steps: int = 12
+    retries: int = 0
 
     def __post_init__(self) -> None:
         if self.factor <= 1 or self.resolution <= 1 or not 0 < self.min_rate <= self.start:
@@ -111,11 +117,20 @@ def nice(rate: float) -> float:
     return float(round(rate, 1 - math.floor(math.log10(rate))))
 
 
+def outcomes(tried: Sequence[tuple[float, bool]]) -> dict[float, bool]:
+    """Each rate tried, and whether any of its attempts held."""
+    found: dict[float, bool] = {}
+    for rate, ok in tried:
+        found[rate] = found.get(rate, False) or ok
+    return found
+
+
 def bounds(tried: Sequence[tuple[float, bool]]) -> tuple[float, float | None]:
     """(highest rate that held below the lowest failing one, or 0; lowest failing rate)."""
-    failed = [r for r, ok in tried if not ok]
+    results = outcomes(tried)
+    failed = [r for r, ok in results.items() if not ok]
     ceiling = min(failed) if failed else None
-    held = [r for r, ok in tried if ok and (ceiling is None or r < ceiling)]
+    held = [r for r, ok in results.items() if ok and (ceiling is None or r < ceiling)]
     return (max(held) if held else 0.0), ceiling
 
 
@@ -126,6 +141,9 @@ def next_rate(ladder: Ladder, tried: Sequence[tuple[float, bool]]) -> float | No
         return nice(ladder.start)
     if len(tried) >= ladder.max_steps:
         return None
+    last, held = tried[-1]
+    if not held and sum(1 for r, _ in tried if r == last) <= ladder.retries:
+        return last  # once more: was it the system or a stall of the machine?
     done = {r for r, _ in tried}
     floor, ceiling = bounds(tried)
     if ceiling is None:  # still climbing
@@ -152,7 +170,7 @@ def capacity(tried: Sequence[tuple[float, bool]]) -> float:
 
 def saturated(tried: Sequence[tuple[float, bool]]) -> bool:
     """Whether the search found a rate that did not hold (else capacity is a lower bound)."""
-    return any(not ok for _, ok in tried)
+    return not all(outcomes(tried).values())
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -114,10 +114,10 @@ FULL = Plan(
     drain_s=30,
     settle_s=180,
     timeout_s=120,
-    keeper=Ladder(start=10, factor=2, resolution=1.2, min_rate=2, max_steps=12),
+    keeper=Ladder(start=10, factor=2, resolution=1.2, min_rate=2, max_steps=14, retries=1),
     baseline_s=10,
-    raw=Ladder(start=25, factor=2, resolution=1.2, max_steps=12),
-    http=Ladder(start=25, factor=2, resolution=1.2, max_steps=12),
+    raw=Ladder(start=25, factor=2, resolution=1.2, max_steps=14, retries=1),
+    http=Ladder(start=25, factor=2, resolution=1.2, max_steps=14, retries=1),
     perf_records=1_000_000,
 )
 
@@ -492,7 +492,18 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="set this in Keeper's processes' environment (an A/B of a setting); repeatable",
     )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="run nothing: write the doc section from this results file (summary recomputed)",
+    )
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(Path(args.render).read_text())
+        result["summary"] = summarise(result)
+        replace_section(REPO_ROOT / "docs" / "benchmarks.md", MARKER, render(result), TITLE)
+        print(render_summary(result))
+        return 0
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan = replace(plan, runs=args.runs)

@@ -128,6 +128,7 @@ def render(r: dict[str, Any]) -> str:
         f"lives/s at Keeper's {records:g} records per life"
     )
     rss = "\n".join(f"| {name} | {mib} |" for name, mib in r["peak_rss_mib"].items())
+    retries = plan["keeper"].get("retries", 0)
     quick = (
         " This is the quick plan, a smoke test: one run, short phases, coarse steps; "
         "`make bench` is the measurement."
@@ -143,7 +144,9 @@ same two cores: life *i* is due at *t0 + i/rate* whatever the earlier ones are d
 latencies run from that due time, so a stall is charged to every life queued behind it.
 A life is create → "I have paid" → operator approves → the row `approved` with its
 `deposit_credit` posting in PostgreSQL. The rate doubles while a phase holds, then is
-bisected between the highest rate that held and the lowest that did not. A phase **holds**
+bisected between the highest rate that held and the lowest that did not; a phase that fails
+is run {retries} more time(s) on fresh state and its rate holds if an attempt held (one
+stall of other work on a shared machine is not the system's capacity). A phase **holds**
 when every life it started reached PostgreSQL within {plan["drain_s"]:g} s of the last
 request and create's p99 stayed within the target ({r["target"]}). Each phase gets a
 partner, pool and eight cards of its own, so no phase inherits another's open orders.

@@ -102,6 +102,20 @@ def test_the_climb_stops_at_the_maximum_rate_and_the_step_budget():
     assert len(search(Ladder(start=1, factor=1.1, max_steps=5), sustains=10_000)) == 5
 
 
+def test_a_failing_phase_is_retried_and_holds_when_the_retry_holds():
+    ladder = Ladder(start=10, factor=2, resolution=2.0, retries=1)
+    stalls = iter([False])  # the first attempt at 20/s meets a stall of the machine
+
+    def holds(rate):
+        return rate <= 50 and (rate != 20 or next(stalls, True))
+
+    tried = []
+    while (rate := next_rate(ladder, tried)) is not None:
+        tried.append((rate, holds(rate)))
+    assert tried == [(10, True), (20, False), (20, True), (40, True), (80, False), (80, False)]
+    assert capacity(tried) == 40
+
+
 def test_a_noisy_pass_above_a_failure_does_not_count():
     assert capacity([(10, True), (20, False), (15, True), (40, True)]) == 15
 
