@@ -371,15 +371,19 @@ async def until_up(url: str, limit_s: float = 20) -> None:
             await asyncio.sleep(0.1)
 
 
-def raw_sizes(per_topic: dict[str, int]) -> raw_pipeline.RecordSizes:
+def raw_sizes(per_topic: dict[str, int], counts: dict[str, int]) -> raw_pipeline.RecordSizes:
     """Keeper's own sizes for the raw pipeline's three kinds of record: its command and
-    event topics, and the mean of its changelogs (whatever the agents call them)."""
+    event topics, and the mean changelog record (whatever the agents call their changelogs),
+    each changelog weighted by the records it got (``counts``)."""
     default = raw_pipeline.RecordSizes()
-    changelogs = [size for topic, size in per_topic.items() if topic.endswith("-changelog")]
+    changelogs = {t: n for t, n in counts.items() if t.endswith("-changelog") and t in per_topic}
+    written = sum(changelogs.values())
     return raw_pipeline.RecordSizes(
         command=per_topic.get(ORDER_COMMANDS.name, default.command),
         event=per_topic.get(ORDER_EVENTS.name, default.event),
-        changelog=round(sum(changelogs) / len(changelogs)) if changelogs else default.changelog,
+        changelog=round(sum(per_topic[t] * n for t, n in changelogs.items()) / written)
+        if written
+        else default.changelog,
     )
 
 
@@ -397,7 +401,7 @@ async def run(stack: BenchStack, plan: Plan, target: P99Target) -> dict[str, Any
     mean = await record_sizes(stack.bootstrap, first["records_produced"], per_topic)
     out["record_bytes"] = {"mean": round(mean), "per_topic": per_topic}
     out["peak_rss_mib"] = {name: peak_rss_mib(pid) for name, pid in stack.pids().items()}
-    sizes = raw_sizes(per_topic)
+    sizes = raw_sizes(per_topic, first["records_produced"])
     out["raw_sizes"] = asdict(sizes)
     broker = stack.pids().get(BROKER, 0)
     stack.stop_keeper()

@@ -28,7 +28,7 @@ def test_output_without_a_summary_is_an_error():
         parse("Exception in thread main")
 
 
-def test_raw_sizes_come_from_keepers_topics_and_the_mean_of_its_changelogs():
+def test_raw_sizes_come_from_keepers_topics_and_the_weighted_mean_of_its_changelogs():
     per_topic = {
         "order-commands": 398,
         "order-events": 760,
@@ -36,8 +36,14 @@ def test_raw_sizes_come_from_keepers_topics_and_the_mean_of_its_changelogs():
         "keeper-agents-ledger-changelog": 100,
         "card-pool": 300,
     }
-    assert raw_sizes(per_topic) == RecordSizes(command=398, event=760, changelog=350)
-    assert raw_sizes({}) == RecordSizes()
+    counts = {
+        "order-commands": 30,
+        "keeper-agents-orders-changelog": 30,
+        "keeper-agents-ledger-changelog": 10,
+        "card-pool": 20,
+    }
+    assert raw_sizes(per_topic, counts) == RecordSizes(command=398, event=760, changelog=475)
+    assert raw_sizes({}, {}) == RecordSizes()
 
 
 def phase(rate, held, cpu, records=None, completed=None):
