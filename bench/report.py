@@ -204,7 +204,8 @@ pipelined, linger 5 ms, `acks=all`, idempotent; one more consumer stands in for 
 projector and counts the decide events (a life is complete when it sees its decide).
 {3 * 3} records per life of Keeper's sizes, sampled from its topics in this run:
 command {sizes["command"]} B, event {sizes["event"]} B, changelog {sizes["changelog"]} B.
-Same broker, Keeper's processes stopped, fresh topics per phase.
+Same broker, Keeper's processes stopped, fresh topics per phase; the API stand-in gives a
+command up after 30 s (a failed life).
 
 {header(BASELINE_COLUMNS)}
 {phase_rows(r["raw"], keeper=False)}
