@@ -3,6 +3,7 @@ raw pipeline, and the section written into docs/benchmarks.md from a run's resul
 
 import pytest
 
+from bench._harness import replace_section
 from bench.pipeline import raw_sizes, summarise
 from bench.producer_perf import parse
 from bench.raw_pipeline import RecordSizes
@@ -161,3 +162,17 @@ def test_the_section_shows_capacity_ratios_cpu_and_the_unsaturated_bound():
 def test_a_spread_of_one_run_is_its_value():
     assert shown({"low": 5, "median": 5, "high": 5, "runs": 1}) == "5"
     assert shown(None) == "-"
+
+
+def test_the_section_is_replaced_and_the_rest_of_the_document_kept(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(
+        "# Benchmarks\n\n<!-- pipeline:start -->\nold\n<!-- pipeline:end -->\n\n## Notes\n\nkept\n"
+    )
+    replace_section(doc, "pipeline", "new figures", "Benchmarks")
+    assert doc.read_text() == (
+        "# Benchmarks\n\n<!-- pipeline:start -->\nnew figures\n<!-- pipeline:end -->\n\n"
+        "## Notes\n\nkept\n"
+    )
+    replace_section(doc, "other", "more", "Benchmarks")
+    assert doc.read_text().endswith("kept\n\n<!-- other:start -->\nmore\n<!-- other:end -->\n")
