@@ -167,8 +167,8 @@ CPU-ms per life: every process at the run's capacity phase (below), the load gen
 out except in (b), whose API stand-in runs the generator in the same process.
 Capacity is the median over runs (min to max in brackets); 0 means no rate tried held, and
 "≥" that the search stopped (its step budget) before a rate failed, so the ratio is a
-bound. The worst create latency in any phase was {s["worst_create_ms"]:g} ms, under the
-client timeout of {plan["timeout_s"]:g} s.
+bound. The worst create latency of any phase through HTTP (Keeper's and (c)'s) was
+{s["worst_create_ms"]:g} ms, under the client timeout of {plan["timeout_s"]:g} s.
 
 ### CPU-ms per life, by process (the primary figure)
 
