@@ -525,7 +525,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started = datetime.now(UTC)
     t0 = time.monotonic()
-    load_start = load()
+    load_start, commit = load(), git_commit()  # what was measured: the tree at the start
     try:
         print(f"starting a private stack in {stack.root}", flush=True)
         stack.up()
@@ -554,7 +554,7 @@ def main() -> int:
         machine=machine(),
         nproc=os.cpu_count(),
         command=command,
-        commit=git_commit(),
+        commit=commit,
         plan=asdict(plan),
         versions=versions,
         run_id=uuid.uuid4().hex[:8],
