@@ -84,6 +84,14 @@ def verdict(outcome: PhaseOutcome, target: P99Target) -> tuple[bool, str]:
     return True, ""
 
 
+def overwhelmed(outcome: PhaseOutcome, target: P99Target) -> bool:
+    """A failure far past capacity (under nine in ten lives completed, or create p99 over
+    four times its limit): no stall of the machine explains it, so it is not retried."""
+    if outcome.completed < 0.9 * outcome.started:
+        return True
+    return outcome.create_p99_ms > 4 * target.limit_ms(outcome.rate)
+
+
 @dataclass(frozen=True, slots=True)
 class Ladder:
     """How rates are stepped: ``start``, then ``factor`` times the last rate that held until
@@ -91,10 +99,10 @@ class Ladder:
     lowest that failed until their ratio is at most ``resolution``. A first rate that fails
     is divided by ``factor`` down to ``min_rate``. ``max_steps`` bounds the phases.
 
-    A phase that fails is run again up to ``retries`` times, and its rate holds when any
-    attempt held: on a shared machine one stall of someone else's work can push a p99 over
-    its limit, and that is not the system's capacity. A rate that fails every attempt does
-    not hold."""
+    A phase that fails is run again up to ``retries`` times (unless the caller says the
+    failure was no stall: ``retry_last``), and its rate holds when any attempt held: on a
+    shared machine one stall of someone else's work can push a p99 over its limit, and that
+    is not the system's capacity. A rate that fails every attempt does not hold."""
 
     start: float
     factor: float = 2.0
@@ -134,15 +142,18 @@ def bounds(tried: Sequence[tuple[float, bool]]) -> tuple[float, float | None]:
     return (max(held) if held else 0.0), ceiling
 
 
-def next_rate(ladder: Ladder, tried: Sequence[tuple[float, bool]]) -> float | None:
+def next_rate(
+    ladder: Ladder, tried: Sequence[tuple[float, bool]], retry_last: bool = True
+) -> float | None:
     """The next rate to offer given ``(rate, held)`` so far, or ``None`` when the search is
-    done."""
+    done; ``retry_last=False`` when the last failure needs no second attempt
+    (:func:`overwhelmed`)."""
     if not tried:
         return nice(ladder.start)
     if len(tried) >= ladder.max_steps:
         return None
     last, held = tried[-1]
-    if not held and sum(1 for r, _ in tried if r == last) <= ladder.retries:
+    if retry_last and not held and sum(1 for r, _ in tried if r == last) <= ladder.retries:
         return last  # once more: was it the system or a stall of the machine?
     done = {r for r, _ in tried}
     floor, ceiling = bounds(tried)

@@ -60,6 +60,7 @@ from bench.capacity import (  # noqa: E402
     PhaseOutcome,
     capacity,
     next_rate,
+    overwhelmed,
     parse_target,
     percentile,
     saturated,
@@ -240,7 +241,8 @@ async def keeper_phase(
         cpu_after, load_after = stack.cpu(), load()
         offsets_after = await topic_offsets(stack.bootstrap)
         phase = phase_summary(rate, plan.phase_s, results, stats, lag)
-        held, why = verdict(PhaseOutcome(rate, len(results), done, phase["create_p99_ms"]), target)
+        outcome = PhaseOutcome(rate, len(results), done, phase["create_p99_ms"])
+        held, why = verdict(outcome, target)
         if done < sum(results):  # let the backlog clear before the next phase (not measured)
             await wait_for(engine, desk, tag, sum(results), plan.settle_s)
         produced = {
@@ -254,6 +256,7 @@ async def keeper_phase(
             elapsed_s=round(elapsed, 1),
             held=held,
             why=why,
+            overwhelmed=not held and overwhelmed(outcome, target),
             cpu_ms_per_life=per_life(cpu_before, cpu_after, done),
             records_per_life={t: round(n / max(done, 1), 2) for t, n in sorted(produced.items())},
             records_produced=produced,
@@ -280,13 +283,15 @@ def say(what: str, phase: dict[str, Any]) -> None:
 
 async def keeper_run(stack: BenchStack, plan: Plan, target: P99Target) -> dict[str, Any]:
     tried: list[tuple[float, bool]] = []
+    retry = True
     phases = []
     async with Driver(stack.api_url, OPERATORS, PASSWORD, plan.timeout_s) as driver:
-        while (rate := next_rate(plan.keeper, tried)) is not None:
+        while (rate := next_rate(plan.keeper, tried, retry)) is not None:
             phase = await keeper_phase(stack, driver, plan, target, rate)
             say("keeper", phase)
             phases.append(phase)
             tried.append((rate, phase["held"]))
+            retry = not phase["overwhelmed"]
     return {"capacity": capacity(tried), "saturated": saturated(tried), "phases": phases}
 
 
@@ -310,29 +315,33 @@ async def raw_run(
     bootstrap: str, plan: Plan, target: P99Target, sizes: raw_pipeline.RecordSizes, broker: int
 ) -> dict[str, Any]:
     tried: list[tuple[float, bool]] = []
+    retry = True
     phases = []
-    while (rate := next_rate(plan.raw, tried)) is not None:
+    while (rate := next_rate(plan.raw, tried, retry)) is not None:
         load_before = load()
         phase = await raw_pipeline.phase(
             bootstrap, rate, plan.baseline_s, sizes, timeout_s=RAW_TIMEOUT_S, broker_pid=broker
         )
         outcome = PhaseOutcome(rate, phase["started"], phase["completed"], phase["create_p99_ms"])
         phase["held"], phase["why"] = verdict(outcome, target)
+        phase["overwhelmed"] = not phase["held"] and overwhelmed(outcome, target)
         phase["load_before"] = load_before
         say("raw", phase)
         phases.append(phase)
         tried.append((rate, phase["held"]))
+        retry = not phase["overwhelmed"]
     return {"capacity": capacity(tried), "saturated": saturated(tried), "phases": phases}
 
 
 async def http_run(plan: Plan, target: P99Target) -> dict[str, Any]:
     tried: list[tuple[float, bool]] = []
+    retry = True
     phases = []
     desk = Desk("null", "null-key", b"null-secret")
     with null_api() as (url, pid):
         await until_up(url)
         async with Driver(url, OPERATORS[:1], PASSWORD, plan.timeout_s) as driver:
-            while (rate := next_rate(plan.http, tried)) is not None:
+            while (rate := next_rate(plan.http, tried, retry)) is not None:
                 stats = LifeStats()
 
                 def job(i: int, due: float, stats: LifeStats = stats) -> Coroutine[Any, Any, bool]:
@@ -351,12 +360,14 @@ async def http_run(plan: Plan, target: P99Target) -> dict[str, Any]:
                     completed=done,
                     held=held,
                     why=why,
+                    overwhelmed=not held and overwhelmed(outcome, target),
                     cpu_ms_per_life=per_life(before, after, done),
                     load_before=load_before,
                 )
                 say("http", phase)
                 phases.append(phase)
                 tried.append((rate, held))
+                retry = not phase["overwhelmed"]
     return {"capacity": capacity(tried), "saturated": saturated(tried), "phases": phases}
 
 

@@ -146,7 +146,9 @@ A life is create → "I have paid" → operator approves → the row `approved` 
 `deposit_credit` posting in PostgreSQL. The rate doubles while a phase holds, then is
 bisected between the highest rate that held and the lowest that did not; a phase that fails
 is run {retries} more time(s) on fresh state and its rate holds if an attempt held (one
-stall of other work on a shared machine is not the system's capacity). A phase **holds**
+stall of other work on a shared machine is not the system's capacity), unless it failed far
+past capacity (under 90 % of its lives completed, or create p99 over 4 times its limit).
+A phase **holds**
 when every life it started reached PostgreSQL within {plan["drain_s"]:g} s of the last
 request and create's p99 stayed within the target ({r["target"]}). Each phase gets a
 partner, pool and eight cards of its own, so no phase inherits another's open orders.

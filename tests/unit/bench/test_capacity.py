@@ -10,6 +10,7 @@ from bench.capacity import (
     capacity,
     next_rate,
     nice,
+    overwhelmed,
     parse_target,
     percentile,
     spread,
@@ -139,3 +140,17 @@ def test_spread_of_runs():
     assert spread([1, 2, 3, 4]).median == 2.5
     with pytest.raises(ValueError, match="nothing"):
         spread([])
+
+
+def test_a_failure_far_past_capacity_is_not_retried():
+    ladder = Ladder(start=10, factor=2, resolution=2.0, retries=1)
+    tried = [(10, True), (20, False)]
+    assert next_rate(ladder, tried) == 20  # a stall? once more
+    assert next_rate(ladder, tried, retry_last=False) is None  # overwhelmed: done
+
+
+def test_overwhelmed_means_lives_lost_or_a_p99_far_over_its_limit():
+    assert overwhelmed(PhaseOutcome(100, 1000, 899, 10.0), TARGET)
+    assert overwhelmed(PhaseOutcome(100, 1000, 1000, 201.0), TARGET)  # 4 x 50 ms
+    assert not overwhelmed(PhaseOutcome(100, 1000, 900, 60.0), TARGET)
+    assert not overwhelmed(PhaseOutcome(300, 1000, 1000, 600.0), TARGET)  # 4 x 150 ms
