@@ -80,10 +80,10 @@ test-e2e: $(STAMP) ## Run the end-to-end tier
 faults: $(STAMP) ## Run the fault and concurrency suites at full size (see docs/reliability.md)
 	KEEPER_FAULT_SCALE=full $(PYTEST) -m faults -s tests/integration
 
-bench: $(STAMP) ## Pipeline: create latency p50/p95/p99, full-life orders/s, Kafka pass-through baseline, peak RSS → docs/benchmarks.md
+bench: $(STAMP) ## Capacity (full lives stepped up until they stop holding, 3 runs), CPU-ms per life per process, baselines (Kafka ProducerPerformance, raw aiokafka, HTTP only) → docs/benchmarks.md
 	$(PY) -m bench.pipeline
 
-bench-quick: $(STAMP) ## The same phases, shortened (about 90 s; a smoke test)
+bench-quick: $(STAMP) ## The same, one short search (under 3 minutes; a smoke test)
 	$(PY) -m bench.pipeline --quick
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md

@@ -86,7 +86,8 @@ def replace_section(path: Path, marker: str, body: str, title: str) -> None:
     if start in text and end in text:
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        text = head + block + tail.lstrip("\n")
+        after = tail.lstrip("\n")
+        text = head + block + ("\n" + after if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)

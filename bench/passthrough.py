@@ -1,4 +1,6 @@
-"""The baseline: a raw aiokafka consume → produce pass-through on the same broker.
+"""A raw aiokafka consume → produce pass-through chain: the earlier pipeline benchmark's
+baseline (today's topology, hop by hop), kept as a standalone tool; ``make bench`` now
+measures the new design's topology instead (``bench/raw_pipeline.py``).
 
 A chain of ``hops`` stages: stage ``k`` consumes topic ``<prefix>-k`` in a consumer group and
 produces every record, unchanged (same key, same bytes), to ``<prefix>-(k+1)`` with
