@@ -21,11 +21,13 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from ingest_api.signing import signed_headers
+
+T = TypeVar("T")
 
 CURRENCY = "RUB"
 #: What the API answers when a call was already done (a retry after a timeout went through).
@@ -188,13 +190,13 @@ class Driver:
 
 
 async def open_loop(
-    rate: float, duration_s: float, job: Callable[[int, float], Coroutine[Any, Any, bool]]
-) -> tuple[list[bool], float]:
+    rate: float, duration_s: float, job: Callable[[int, float], Coroutine[Any, Any, T]]
+) -> tuple[list[T], float]:
     """Start ``job(i, due)`` at ``due = t0 + i / rate``; (results, worst start lag in ms)."""
     loop = asyncio.get_running_loop()
     count = max(1, int(rate * duration_s))
     t0 = loop.time() + 0.05
-    tasks: list[asyncio.Task[bool]] = []
+    tasks: list[asyncio.Task[T]] = []
     worst_lag = 0.0
     for i in range(count):
         due = t0 + i / rate

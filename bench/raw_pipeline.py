@@ -37,6 +37,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from bench.capacity import percentile
+from bench.lives import open_loop
 from bench.proc import cpu_seconds
 
 PARTITIONS = 4
@@ -259,19 +260,8 @@ async def _api(
         await life(-1 - i, loop.time())
     ready.set()
     await asyncio.to_thread(go.wait)
-    count = max(1, int(rate * duration_s))
-    t0 = loop.time() + 0.05
-    tasks = []
-    worst_lag = 0.0
-    for i in range(count):
-        due = t0 + i / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            worst_lag = max(worst_lag, -delay)
-        tasks.append(asyncio.create_task(life(i, due)))
-    results = await asyncio.gather(*tasks)
+    results, worst_lag_ms = await open_loop(rate, duration_s, life)
+    count = len(results)
     stop.set()
     await reader
     await send.stop()
@@ -282,7 +272,7 @@ async def _api(
             "started": count,
             "answered": sum(1 for _, ok in results if ok),
             "create_ms": creates,
-            "worst_start_lag_ms": round(worst_lag * 1000, 1),
+            "worst_start_lag_ms": round(worst_lag_ms, 1),
         }
     )
 
