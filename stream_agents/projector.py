@@ -75,6 +75,7 @@ from stream_agents.quarantine import (
     letter_of,
     settle,
     sleep_unless_stopped,
+    track,
 )
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,7 @@ def classify(
     the wrong topic is as unusable to the projector as garbage.
     """
     if record.topic == letters_topic:
-        tp = TopicPartition(record.topic, record.partition)
-        batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
+        track(record, batch.offsets)
         if (letter := letter_of(record)) is not None:
             batch.letter_entries.append(Entry(record, letter))
         return

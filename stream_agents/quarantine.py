@@ -249,12 +249,17 @@ async def settle(
     return outcome
 
 
+def track(record: Record, offsets: dict[TopicPartition, int]) -> None:
+    """Note ``record``'s offset as done once its batch is written (commit the next one)."""
+    tp = TopicPartition(record.topic, record.partition)
+    offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+
+
 def accept(record: Record, offsets: dict[TopicPartition, int]) -> tuple[Envelope, Message] | str:
     """The start of every consumer's ``classify``: note ``record``'s offset as done once its
     batch is written, then decode it. Returns the envelope and message, or why it cannot be
     used (an empty record, or one that does not decode), for the caller to reject."""
-    tp = TopicPartition(record.topic, record.partition)
-    offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    track(record, offsets)
     if record.value is None:
         return "empty record"
     try:
