@@ -11,8 +11,9 @@ Accounts are plain strings::
     external:settlement      the outside world (bank cards): money in and out of Keeper
 
 Each (order, kind) happens at most once in an order's life (one hold, then one release or
-one capture; or one deposit credit), so ``(order_uid, kind, account)`` is a natural unique
-key: a store can write a redelivered transaction idempotently.
+one capture; or one deposit credit; or, for a deposit that closed without money and whose
+dispute was accepted, one ``dispute_credit``), so ``(order_uid, kind, account)`` is a natural
+unique key: a store can write a redelivered transaction idempotently.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class PostingKind(StrEnum):
     RELEASE = "release"
     CAPTURE = "capture"
     DEPOSIT_CREDIT = "deposit_credit"
+    #: A late credit of a deposit that expired or was rejected, after its dispute was
+    #: accepted (:mod:`domain.disputes`): the same legs as a deposit credit.
+    DISPUTE_CREDIT = "dispute_credit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,7 @@
 Importing this package registers every schema with :mod:`schemas.registry`.
 """
 
-from schemas import cards, ledger, orders, turnover
+from schemas import cards, disputes, ledger, orders, turnover
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode, encode
 
@@ -13,6 +13,7 @@ __all__ = [
     "SchemaError",
     "cards",
     "decode",
+    "disputes",
     "encode",
     "ledger",
     "orders",

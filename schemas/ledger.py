@@ -18,6 +18,8 @@ from schemas.orders import PartnerId
 from schemas.registry import register
 
 SignedMinor = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
+#: What a transaction answers to besides its order, e.g. ``dispute:<id>``.
+Reference = Annotated[str, Field(pattern=r"^[a-z]+:[A-Za-z0-9_-]{1,64}$")]
 
 
 class _PartnerMessage(Message):
@@ -31,13 +33,15 @@ class _PartnerMessage(Message):
 
 @register
 class ApplyLedgerOp(_PartnerMessage):
-    """Hold, release or capture a withdrawal's funds, or credit an approved deposit."""
+    """Hold, release or capture a withdrawal's funds, or credit an approved deposit (or a
+    disputed one late: ``reference`` then names the dispute)."""
 
     TYPE = "ledger.apply"
 
     op: PostingKind
     amount_minor: AmountMinor
     fee_minor: NonNegativeMinor
+    reference: Reference | None = None
 
 
 class Leg(BaseModel):
@@ -62,3 +66,4 @@ class LedgerPosted(_PartnerMessage):
     available_minor: NonNegativeMinor
     held_minor: NonNegativeMinor
     balance_version: Annotated[StrictInt, Field(ge=1)]
+    reference: Reference | None = None

@@ -41,6 +41,7 @@ from domain.ledger import (
     release,
 )
 from domain.orders import DeclineReason
+from schemas import disputes as wd
 from schemas import ledger as wl
 from schemas import orders as w
 from schemas.topics import LEDGER_EVENTS
@@ -54,6 +55,10 @@ _K = PostingKind
 
 #: Operations that settle a hold; an order gets at most one of them, and only after its hold.
 _SETTLING: Final = frozenset({_K.RELEASE, _K.CAPTURE})
+
+#: Operations after which a deposit may never be credited late: it was credited already, or
+#: it is a withdrawal (whose money is held).
+_NO_LATE_CREDIT: Final = frozenset({_K.DEPOSIT_CREDIT, _K.HOLD})
 
 
 def legs(kind: PostingKind, partner_id: str, amount: int, fee: int) -> list[tuple[str, int]]:
@@ -73,7 +78,7 @@ def legs(kind: PostingKind, partner_id: str, amount: int, fee: int) -> list[tupl
             (available, amount - fee),
             (SYSTEM_FEES, fee),
         ],
-    }[kind]
+    }[_K.DEPOSIT_CREDIT if kind is _K.DISPUTE_CREDIT else kind]  # a late credit is a credit
     return [(account, value) for account, value in entries if value]
 
 
@@ -174,6 +179,9 @@ def handle(
     if kind in _SETTLING and (_hold_of(done) is None or _SETTLING & set(done)):
         log.error("ledger %s of order %s refused: no hold to settle", kind, uid)
         return Step(None, None, [])
+    if kind is _K.DISPUTE_CREDIT and _NO_LATE_CREDIT & set(done):
+        log.error("late credit of order %s (%s) refused: it has %s", uid, op.reference, set(done))
+        return Step(None, None, [])
     current = funds.get(op.currency, NO_FUNDS)
     try:
         after = _apply(kind, current.balance, op.amount_minor, op.fee_minor)
@@ -234,9 +242,23 @@ def _answers(op: wl.ApplyLedgerOp, done: Applied) -> list[Out]:
         available_minor=after.available_minor,
         held_minor=after.held_minor,
         balance_version=after.version,
+        reference=op.reference,
     )
     outputs = [Out(LEDGER_EVENTS.name, posted, message_id(uid, posted.TYPE, op.op), at_ms)]
     if op.op is _K.HOLD:
         held = w.MarkFundsHeld(uid=op.uid)
         outputs.append(Out(TO_ORDER, held, message_id(uid, held.TYPE), at_ms))
     return outputs
+
+
+def settlement(settle: wd.SettleDispute) -> wl.ApplyLedgerOp:
+    """The ledger operation an accepted dispute asks for: its deposit credited, once."""
+    return wl.ApplyLedgerOp(
+        partner_id=settle.partner_id,
+        uid=settle.uid,
+        currency=settle.currency,
+        op=_K.DISPUTE_CREDIT,
+        amount_minor=settle.amount_minor,
+        fee_minor=settle.fee_minor,
+        reference=settle.reference,
+    )

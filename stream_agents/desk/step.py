@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from schemas import cards as wc
+from schemas import disputes as wd
 from schemas import ledger as wl
 from schemas import turnover as wt
 from schemas.envelope import Message
@@ -53,9 +54,9 @@ from stream_agents.wire import (
 
 log = logging.getLogger(__name__)
 
-#: What the desk accepts from ``order-commands``: the order commands, and the card monitor's
-#: automatic holidays for a card of the desk's pool.
-DESK_INPUT_TYPES: Final = (*ORDER_COMMAND_TYPES, wc.PauseCard)
+#: What the desk accepts from ``order-commands``: the order commands, the card monitor's
+#: automatic holidays for a card of the desk's pool, and accepted disputes' late credits.
+DESK_INPUT_TYPES: Final = (*ORDER_COMMAND_TYPES, wc.PauseCard, wd.SettleDispute)
 
 #: A command and what it sets off never take more hand-overs than this (an opening deposit
 #: takes two: order → pool → order); more means the parts answer each other in a loop.
@@ -133,8 +134,7 @@ class Desk:
     def run(self, message: Message, at_ms: int) -> list[Out]:
         """Apply ``message`` (a command from ``order-commands``, issued at ``at_ms``) and all it
         sets off within the desk; return what goes to Kafka."""
-        first = TO_POOL if isinstance(message, wc.PauseCard) else TO_ORDER
-        pending: deque[tuple[str, Message, int]] = deque([(first, message, at_ms)])
+        pending: deque[tuple[str, Message, int]] = deque([(*_first_part(message), at_ms)])
         outgoing: list[Out] = []
         for _ in range(MAX_HANDOVERS):
             if not pending:
@@ -223,6 +223,15 @@ class Desk:
         if stored is not None:
             self.table[key] = stored
         return outputs
+
+
+def _first_part(message: Message) -> tuple[str, Message]:
+    """The part a command from ``order-commands`` goes to first, as that part's message."""
+    if isinstance(message, wc.PauseCard):
+        return TO_POOL, message
+    if isinstance(message, wd.SettleDispute):
+        return TO_LEDGER, ledger.settlement(message)
+    return TO_ORDER, message
 
 
 def latest_events_only(outputs: list[Out]) -> list[Out]:
