@@ -241,6 +241,7 @@ def posting_rows(env: Envelope, posted: LedgerPosted) -> list[Row]:
             "currency": posted.currency,
             "amount_minor": leg.amount_minor,
             "posted_at": env.occurred_at,
+            "reference": posted.reference,
         }
         for leg in posted.legs
     ]

@@ -28,6 +28,7 @@ from typing import Final
 
 from domain.errors import DomainError
 from domain.orders import Direction, OrderStatus
+from domain.text import FREE_TEXT, check_text
 
 
 class DisputeStatus(StrEnum):
@@ -111,6 +112,12 @@ class ReceiptType(InvalidReceipt):
     code = "receipt_type"
 
 
+class TextTooLong(DomainError):
+    """A comment or reason longer than its field allows."""
+
+    code = "text_too_long"
+
+
 class ReasonRequired(DomainError):
     """A rejection must say why: the payer and the partner are shown the reason."""
 
@@ -141,9 +148,25 @@ def receipt_type(data: bytes) -> str:
 
 
 def resolve(status: DisputeStatus, verdict: DisputeVerdict, reason: str | None) -> DisputeStatus:
-    """The status ``verdict`` gives an open dispute; a rejection needs a reason."""
+    """The status ``verdict`` gives an open dispute; a rejection needs a reason.
+
+    Accepting an accepted dispute again is allowed and changes nothing: it is how a late
+    credit whose command was lost is asked for once more (the desk books it once).
+    """
+    if status is DisputeStatus.ACCEPTED and verdict is DisputeVerdict.ACCEPT:
+        return status
     if status is not DisputeStatus.OPEN:
         raise DisputeResolved(status)
     if verdict is DisputeVerdict.REJECT and not (reason or "").strip():
         raise ReasonRequired("say why the dispute is rejected: the payer and partner see it")
     return RESOLVES_TO[verdict]
+
+
+def clean_text(field: str, value: str | None, max_chars: int) -> str | None:
+    """An optional comment or reason: storable (the one text rule), at most ``max_chars``
+    long; blank counts as absent."""
+    if value is None or not value.strip():
+        return None
+    if len(value) > max_chars:
+        raise TextTooLong(f"{field} has {len(value)} characters; at most {max_chars}")
+    return check_text(field, value.strip(), FREE_TEXT)

@@ -30,7 +30,7 @@ from ingest_api.key_ring import KeyRing
 from ingest_api.limits import BodySizeLimit
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.rate_limit import PartnerLimiter, Rate
-from ingest_api.routes import operator, partner, pay_page, payer
+from ingest_api.routes import disputes, operator, partner, pay_page, payer
 from ingest_api.security import SecurityHeaders, install_docs
 from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
@@ -160,6 +160,9 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     app.include_router(payer.router)
     app.include_router(pay_page.router)
     app.include_router(operator.router)
+    app.include_router(disputes.partner_router)
+    app.include_router(disputes.payer_router)
+    app.include_router(disputes.console_router)
     return app
 
 

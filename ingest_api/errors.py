@@ -64,6 +64,11 @@ DOMAIN_STATUS: dict[str, int] = {
     "illegal_transition": status.HTTP_409_CONFLICT,
     "deadline_passed": status.HTTP_409_CONFLICT,
     "not_yet_expired": status.HTTP_409_CONFLICT,
+    "order_not_disputable": status.HTTP_409_CONFLICT,
+    "dispute_exists": status.HTTP_409_CONFLICT,
+    "dispute_resolved": status.HTTP_409_CONFLICT,
+    "receipt_too_large": status.HTTP_413_CONTENT_TOO_LARGE,
+    "receipt_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, StrictInt
 
+from domain.disputes import DisputeStatus, DisputeVerdict, OpenedBy
 from domain.money import MAX_AMOUNT_MINOR
 from domain.orders import MAX_TTL_S, MIN_TTL_S, DeclineReason, Direction, OrderStatus
 from domain.text import LABEL
@@ -191,3 +192,42 @@ class DecisionPublic(BaseModel):
     status: OrderStatus
     decided_by: str | None
     decision_reason: str | None
+
+
+class DisputePublic(BaseModel):
+    """A dispute as its partner sees it (and as its callbacks carry it)."""
+
+    dispute_id: uuid.UUID
+    order_uid: uuid.UUID
+    partner_order_id: str
+    status: DisputeStatus
+    opened_by: OpenedBy
+    amount_minor: int
+    currency: str
+    comment: str | None
+    created_at: datetime
+    deadline_at: datetime = Field(description="when an operator must have settled it")
+    resolved_at: datetime | None
+    resolution_reason: str | None = Field(description="why it was rejected, if it was")
+
+
+class PayerDispute(BaseModel):
+    """What the payer sees of the dispute on their order (nothing about the partner)."""
+
+    status: DisputeStatus
+    created_at: datetime
+    deadline_at: datetime
+    resolution_reason: str | None
+
+
+class DisputeDecisionCreate(_Strict):
+    verdict: DisputeVerdict
+    reason: Annotated[FreeText, Field(max_length=500)] = ""
+
+
+class DisputeDecisionPublic(BaseModel):
+    dispute_id: uuid.UUID
+    status: DisputeStatus
+    credit_sent: bool = Field(
+        description="for an acceptance: the late credit is on its way to the ledger"
+    )

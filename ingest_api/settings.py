@@ -26,6 +26,8 @@ class ApiSettings(BaseSettings):
     )
     order_id_secret: SecretStr = SecretStr(DEV_SECRET)
     max_body_bytes: int = Field(64 * 1024, gt=0)
+    #: How long operators have to settle a dispute (``domain.disputes``); 24 h by default.
+    dispute_deadline_s: int = Field(24 * 3600, gt=0)
     public_base_url: str = "http://127.0.0.1:8000"
     topic_prefix: str = ""
     create_wait_s: float = Field(5.0, gt=0, description="wait this long for a card or a hold")

@@ -16,9 +16,9 @@ Conventions, so the database itself refuses impossible states rather than trusti
   ``Order.version``).
 
 The package is split by subject (``base``, ``config``, ``access``, ``orders``, ``ledger``,
-``audit``, ``callbacks``, ``turnover``, ``dead_letters``); import from ``db.models`` itself,
-which re-exports every public name. Importing it registers every mapped class, so
-relationships across modules always resolve.
+``audit``, ``callbacks``, ``turnover``, ``dead_letters``, ``disputes``); import from
+``db.models`` itself, which re-exports every public name. Importing it registers every
+mapped class, so relationships across modules always resolve.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from db.models.base import (
 from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
 from db.models.dead_letters import DeadLetter
+from db.models.disputes import Dispute, DisputeReceipt
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.orders import Order, OrderEvent
 from db.models.turnover import CardAlert, CardTurnover
@@ -81,6 +82,8 @@ __all__ = [
     "CreatedAt",
     "Currency",
     "DeadLetter",
+    "Dispute",
+    "DisputeReceipt",
     "LedgerPosting",
     "Money",
     "Order",

@@ -51,7 +51,7 @@ ORDER_STATUSES = (
     "expired",
     "cancelled",
 )
-POSTING_KINDS = ("hold", "release", "capture", "deposit_credit")
+POSTING_KINDS = ("hold", "release", "capture", "deposit_credit", "dispute_credit")
 
 # Patterns match the domain's own validation (domain/_checks.py, domain/money.py): a CHECK
 # stricter than the domain would turn a valid event into a poison message for a projector.

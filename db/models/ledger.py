@@ -58,6 +58,8 @@ class LedgerPosting(Base):
     currency: Mapped[Currency]
     amount_minor: Mapped[Money]
     posted_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: What the transaction answers to besides its order, e.g. ``dispute:<id>``.
+    reference: Mapped[str | None]
 
 
 class BalanceSnapshot(Base):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
+from schemas.callbacks import DELIVERY_NAMESPACE, delivery_id, iso_ms, iso_time
 from schemas.envelope import Envelope
 from schemas.orders import (
     OrderApproved,
@@ -23,8 +23,7 @@ from schemas.orders import (
     OrderSnapshot,
 )
 
-#: Namespace of delivery ids: ``uuid5(namespace, "<order uid>:<event type>")``.
-DELIVERY_NAMESPACE: Final = uuid.UUID("3b0f6d2a-8c41-4e57-b9a6-51d2c7e08f14")
+__all__ = ["DELIVERY_NAMESPACE", "TERMINAL_EVENTS", "NewDelivery", "delivery_id", "new_delivery"]
 
 #: The events a partner is called back for: one per order, its terminal one.
 TERMINAL_EVENTS: Final = (
@@ -38,17 +37,6 @@ TERMINAL_EVENTS: Final = (
 TerminalEvent = (
     OrderApproved | OrderRejected | OrderFailed | OrderDeclined | OrderExpired | OrderCancelled
 )
-
-
-def delivery_id(order_uid: uuid.UUID, event_type: str) -> uuid.UUID:
-    """The id a partner dedupes on: the same order and event always give the same id."""
-    return uuid.uuid5(DELIVERY_NAMESPACE, f"{order_uid}:{event_type}")
-
-
-def iso_ms(epoch_ms: int) -> str:
-    """``2026-01-01T00:00:00.000Z``: UTC, milliseconds, the form every body uses."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def order_fields(order: OrderSnapshot) -> dict[str, Any]:
@@ -86,11 +74,10 @@ def new_delivery(env: Envelope, event: TerminalEvent) -> NewDelivery:
     """The delivery owed for ``event`` (its envelope gives the time it happened)."""
     order = event.order
     ident = delivery_id(order.uid, event.TYPE)
-    occurred = env.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds")
     document = {
         "delivery_id": str(ident),
         "event": event.TYPE,
-        "occurred_at": occurred.replace("+00:00", "Z"),
+        "occurred_at": iso_time(env.occurred_at),
         "order": order_fields(order),
     }
     return NewDelivery(

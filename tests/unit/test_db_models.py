@@ -39,6 +39,8 @@ def test_schema_has_the_expected_tables() -> None:
         "console_sessions",
         "console_users",
         "dead_letters",
+        "dispute_receipts",
+        "disputes",
         "ledger_postings",
         "login_throttle",
         "order_events",

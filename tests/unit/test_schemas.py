@@ -11,7 +11,7 @@ import pytest
 
 import schemas
 from domain.money import MAX_AMOUNT_MINOR
-from schemas import cards, ledger, orders, turnover
+from schemas import cards, disputes, ledger, orders, turnover
 from schemas.envelope import Message
 from schemas.registry import (
     SchemaError,
@@ -100,6 +100,15 @@ EXAMPLES: list[Message] = [
         op=ledger.PostingKind.HOLD,
         amount_minor=10_000,
         fee_minor=200,
+    ),
+    disputes.SettleDispute(
+        dispute_id=UID,
+        uid=UID,
+        partner_id="acme",
+        currency="RUB",
+        amount_minor=10_000,
+        fee_minor=200,
+        desk="pool:pool-1",
     ),
     ledger.LedgerPosted(
         partner_id="acme",

@@ -112,9 +112,8 @@ def test_a_late_credit_redelivered_after_a_crash_at_any_write_ends_as_without_it
     order = opening(amount_minor=80_000)
     if rejected:
         table: dict[str, Any] = {}
-        life = deposit_life(order)[:2] + [
-            [(decide(w.Verdict.REJECT).model_copy(update={"uid": order.uid}), T0 + 2_000)]
-        ]
+        reject = decide(w.Verdict.REJECT).model_copy(update={"uid": order.uid})
+        life = [*deposit_life(order)[:2], [(reject, T0 + 2_000)]]
         for batch in life:
             table = apply(table, run_batch(table, batch)[1])
         assert table[order_key(str(order.uid))]["status"] == "rejected"
