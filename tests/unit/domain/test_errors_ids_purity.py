@@ -36,6 +36,14 @@ def test_error_codes_are_published_and_unique() -> None:
     # Codes are an API: changing one is a breaking change, so this list changes on purpose.
     assert set(codes) == {
         "domain_error",
+        "order_not_disputable",
+        "dispute_exists",
+        "dispute_resolved",
+        "invalid_receipt",
+        "receipt_too_large",
+        "receipt_type",
+        "text_too_long",
+        "reason_required",
         "invalid_amount",
         "invalid_fee",
         "invalid_currency",
