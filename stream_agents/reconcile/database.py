@@ -1,5 +1,6 @@
-"""The checks PostgreSQL can answer alone: invariants 1-4 over the durable record, and the
-open dead letters (a record not in the durable record: never "clean" while one is open)."""
+"""The checks PostgreSQL can answer alone: invariants 1-4 over the durable record, accepted
+disputes and their late credits, and the open dead letters (a record not in the durable
+record: never "clean" while one is open)."""
 
 from __future__ import annotations
 
@@ -77,16 +78,20 @@ def one_terminal_state(conn: Connection) -> list[Mismatch]:
 
 
 def postings_fit_outcomes(conn: Connection) -> list[Mismatch]:
-    """Invariant 2: each order's postings are the one set its outcome calls for."""
+    """Invariant 2: each order's postings are the one set its outcome calls for (a closed
+    deposit whose dispute was accepted may have its late credit, and nothing else)."""
     sql = """
         WITH k AS (SELECT order_uid, array_agg(DISTINCT kind ORDER BY kind) AS kinds
                    FROM ledger_postings GROUP BY order_uid)
         SELECT o.uid, o.direction, o.status, COALESCE(k.kinds, '{}')
         FROM orders o LEFT JOIN k ON k.order_uid = o.uid
+        LEFT JOIN disputes d ON d.order_uid = o.uid AND d.status = 'accepted'
         WHERE NOT (
             (o.direction = 'deposit' AND o.status = 'approved'
                 AND COALESCE(k.kinds, '{}') = '{deposit_credit}')
          OR (o.direction = 'deposit' AND o.status <> 'approved' AND k.kinds IS NULL)
+         OR (o.direction = 'deposit' AND o.status IN ('expired', 'rejected')
+                AND d.order_uid IS NOT NULL AND k.kinds = '{dispute_credit}')
          OR (o.direction = 'withdrawal' AND o.status = 'approved'
                 AND k.kinds = '{capture,hold}')
          OR (o.direction = 'withdrawal' AND o.status IN ('rejected','failed','expired','cancelled')
@@ -103,12 +108,16 @@ def postings_fit_outcomes(conn: Connection) -> list[Mismatch]:
 
 
 def fees_match_approved(conn: Connection) -> list[Mismatch]:
-    """Invariant 3: fees on the system account equal the fees of approved orders."""
+    """Invariant 3: fees on the system account equal the fees of approved orders (and of
+    closed deposits credited late, their dispute accepted)."""
     sql = """
         WITH booked AS (SELECT currency, SUM(amount_minor) AS fees FROM ledger_postings
                         WHERE account = 'system:fees' GROUP BY currency),
-             earned AS (SELECT currency, SUM(fee_minor) AS fees FROM orders
-                        WHERE status = 'approved' GROUP BY currency)
+             earned AS (SELECT currency, SUM(fee_minor) AS fees FROM orders o
+                        WHERE status = 'approved'
+                           OR EXISTS (SELECT 1 FROM disputes d WHERE d.order_uid = o.uid
+                                      AND d.status = 'accepted')
+                        GROUP BY currency)
         SELECT COALESCE(b.currency, e.currency), COALESCE(b.fees, 0), COALESCE(e.fees, 0)
         FROM booked b FULL JOIN earned e USING (currency)
         WHERE COALESCE(b.fees, 0) <> COALESCE(e.fees, 0)
@@ -129,6 +138,27 @@ def no_shared_card_amount(conn: Connection) -> list[Mismatch]:
     return [
         Mismatch("4", f"card {card}", f"open deposits {list(uids)} share amount {amount}")
         for card, amount, uids in _rows(conn, sql)
+    ]
+
+
+def disputes_settled(conn: Connection) -> list[Mismatch]:
+    """An accepted dispute has its late credit, named after it; a late credit has its
+    accepted dispute. (A credit whose command was lost: accept the dispute again.)"""
+    sql = """
+        SELECT d.id, d.order_uid, 'accepted, no credit booked' FROM disputes d
+        WHERE d.status = 'accepted' AND NOT EXISTS (
+            SELECT 1 FROM ledger_postings p WHERE p.order_uid = d.order_uid
+            AND p.kind = 'dispute_credit' AND p.reference = 'dispute:' || d.id::text)
+        UNION ALL
+        SELECT NULL, p.order_uid, 'credited without an accepted dispute (' || p.reference || ')'
+        FROM ledger_postings p
+        WHERE p.kind = 'dispute_credit' AND p.partner_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM disputes d WHERE d.order_uid = p.order_uid AND d.status = 'accepted'
+            AND p.reference = 'dispute:' || d.id::text)
+    """
+    return [
+        Mismatch("dispute", f"order {uid}", f"dispute {ident}: {problem}" if ident else problem)
+        for ident, uid, problem in _rows(conn, sql)
     ]
 
 
@@ -158,6 +188,7 @@ def check_database(conn: Connection) -> list[Mismatch]:
         postings_fit_outcomes,
         fees_match_approved,
         no_shared_card_amount,
+        disputes_settled,
         open_dead_letters,
     )
     return [m for check in checks for m in check(conn)]
