@@ -93,6 +93,22 @@ class KeeperApi:
         body = self._post(path, {"verdict": verdict, "reason": reason}, token).json()
         return Decision(str(body["uid"]), body["status"], body.get("decided_by"))
 
+    def decide_dispute(
+        self, token: str, dispute_id: str, verdict: str, reason: str
+    ) -> DisputeDecision:
+        """Accept (credit the deposit late) or reject an open dispute; accepting an accepted
+        one again re-sends its credit, which the ledger books once."""
+        path = f"/v1/operator/disputes/{dispute_id}/decision"
+        body = self._post(path, {"verdict": verdict, "reason": reason}, token).json()
+        return DisputeDecision(str(body["dispute_id"]), body["status"], bool(body["credit_sent"]))
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeDecision:
+    dispute_id: str
+    status: str
+    credit_sent: bool
+
 
 def _refusal(answer: httpx.Response) -> ApiCallError:
     try:

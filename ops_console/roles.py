@@ -15,6 +15,7 @@ ANALYST: Final = "analyst"
 
 PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "queue": frozenset({OPERATOR, ADMIN}),
+    "disputes": frozenset({OPERATOR, ADMIN}),
     "orders": frozenset({OPERATOR, ADMIN, ANALYST}),
     "balances": frozenset({OPERATOR, ADMIN, ANALYST}),
     "card_monitoring": frozenset({OPERATOR, ADMIN, ANALYST}),
@@ -39,6 +40,7 @@ def may_open(role: str | None, page: str) -> bool:
 SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
     "Operations": [
         ("queue", "views/queue.py", "Operator queue", ":material/notifications_active:"),
+        ("disputes", "views/disputes.py", "Disputes", ":material/gavel:"),
         ("orders", "views/orders.py", "Orders", ":material/receipt_long:"),
         ("balances", "views/balances.py", "Balances and ledger", ":material/account_balance:"),
         (

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Card, Dispute, DisputeReceipt, LedgerPosting, Order, Partner
@@ -264,23 +264,13 @@ def public_dispute(
     return public_fields(view, order)
 
 
-def list_cases(
-    session: Session,
-    *,
-    statuses: Sequence[DisputeStatus] = (DisputeStatus.OPEN,),
-    partner_id: str | None = None,
-    limit: int = 100,
-) -> list[DisputeCase]:
-    """Disputes for the console: open ones by deadline (the most urgent first), resolved
-    ones newest first."""
-    if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be 1..{MAX_PAGE}")
+def _cases() -> Select[Dispute, Order, str, str, str, int, bool]:
     credited = (
         select(LedgerPosting.order_uid)
         .where(LedgerPosting.kind == "dispute_credit", LedgerPosting.order_uid == Dispute.order_uid)
         .exists()
     )
-    query = (
+    return (
         select(
             Dispute,
             Order,
@@ -293,36 +283,52 @@ def list_cases(
         .join(Order, Order.uid == Dispute.order_uid)
         .join(DisputeReceipt, DisputeReceipt.dispute_id == Dispute.id)
         .outerjoin(Card, Card.id == Order.card_id)
-        .where(Dispute.status.in_([s.value for s in statuses]))
-        .limit(limit)
     )
+
+
+def _case(found: Row[Dispute, Order, str, str, str, int, bool]) -> DisputeCase:
+    dispute, order, pan, bank, content_type, size, done = found
+    return DisputeCase(
+        dispute=_view(dispute),
+        partner_order_id=order.partner_order_id,
+        order_status=order.status,
+        amount_minor=order.amount_minor,
+        fee_minor=order.fee_minor,
+        currency=order.currency,
+        card_masked=pan,
+        card_bank=bank,
+        order_created_at=order.created_at,
+        receipt_type=content_type,
+        receipt_bytes=size,
+        credited=bool(done),
+    )
+
+
+def list_cases(
+    session: Session,
+    *,
+    statuses: Sequence[DisputeStatus] = (DisputeStatus.OPEN,),
+    partner_id: str | None = None,
+    limit: int = 100,
+) -> list[DisputeCase]:
+    """Disputes for the console: open ones by deadline (the most urgent first), resolved
+    ones newest first."""
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1..{MAX_PAGE}")
+    query = _cases().where(Dispute.status.in_([s.value for s in statuses])).limit(limit)
     if partner_id is not None:
         query = query.where(Dispute.partner_id == partner_id)
-    only_open = set(statuses) == {DisputeStatus.OPEN}
-    query = query.order_by(
-        *(
-            (Dispute.deadline_at, Dispute.id)
-            if only_open
-            else (Dispute.created_at.desc(), Dispute.id)
-        )
-    )
-    return [
-        DisputeCase(
-            dispute=_view(dispute),
-            partner_order_id=order.partner_order_id,
-            order_status=order.status,
-            amount_minor=order.amount_minor,
-            fee_minor=order.fee_minor,
-            currency=order.currency,
-            card_masked=pan,
-            card_bank=bank,
-            order_created_at=order.created_at,
-            receipt_type=content_type,
-            receipt_bytes=size,
-            credited=bool(done),
-        )
-        for dispute, order, pan, bank, content_type, size, done in session.execute(query)
-    ]
+    if set(statuses) == {DisputeStatus.OPEN}:
+        query = query.order_by(Dispute.deadline_at, Dispute.id)
+    else:
+        query = query.order_by(Dispute.created_at.desc(), Dispute.id)
+    return [_case(found) for found in session.execute(query)]
+
+
+def get_case(session: Session, dispute_id: uuid.UUID | str) -> DisputeCase | None:
+    key = as_uuid(dispute_id)
+    found = None if key is None else session.execute(_cases().where(Dispute.id == key)).first()
+    return None if found is None else _case(found)
 
 
 def count_open(session: Session, now: datetime) -> tuple[int, int]:

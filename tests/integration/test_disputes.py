@@ -5,18 +5,28 @@ and other partners' orders are refused with a precise code and store nothing."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.fixtures.system import CURRENCY, DEPOSIT_FEE_BP, PARTNER, System, refusal
 
 pytestmark = pytest.mark.integration
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+def png() -> bytes:
+    """A real 40x20 PNG (a receipt's photo, in miniature)."""
+    out = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 220, 240)).save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = png()
 PDF = b"%PDF-1.7\n" + bytes(64)
 HTML = b"<!doctype html><script>alert(1)</script>"
 
