@@ -86,6 +86,23 @@ _EN: Final = {
         "There is no payment at this address. Check the link, or go back to the service and "
         "start the payment again."
     ),
+    # disputes: a closed deposit the payer says they paid
+    "dispute_title": "Already paid?",
+    "dispute_lead": (
+        "If you transferred the money, send us the receipt from your bank. An operator will "
+        "check it and credit the payment if it arrived."
+    ),
+    "dispute_receipt": "Receipt (PDF, PNG or JPEG, up to 5 MB)",
+    "dispute_comment": "Comment (optional)",
+    "dispute_send": "Send the receipt",
+    "dispute_no_file": "Choose the receipt file first.",
+    "dispute_too_large": "The file is larger than 5 MB.",
+    "dispute_bad_type": "Send a PDF, PNG or JPEG file.",
+    "dispute_open": (
+        "We have your receipt. An operator will check it; open this page again to see the answer."
+    ),
+    "dispute_accepted": "Your payment was found and credited. You can go back to the service.",
+    "dispute_rejected": "We checked your receipt and could not find the payment:",
     # transient problems
     "error_network": "No connection. Trying again\u2026",
     "error_generic": "Something went wrong. Please try again.",
@@ -155,6 +172,23 @@ _RU: Final = {
         "По этому адресу платежа нет. Проверьте ссылку или вернитесь в сервис и начните "
         "платёж заново."
     ),
+    "dispute_title": "Уже оплатили?",
+    "dispute_lead": (
+        "Если вы перевели деньги, пришлите нам квитанцию из банка. Оператор проверит её и "
+        "зачислит платёж, если он поступил."
+    ),
+    "dispute_receipt": "Квитанция (PDF, PNG или JPEG, до 5 МБ)",
+    "dispute_comment": "Комментарий (необязательно)",
+    "dispute_send": "Отправить квитанцию",
+    "dispute_no_file": "Сначала выберите файл квитанции.",
+    "dispute_too_large": "Файл больше 5 МБ.",
+    "dispute_bad_type": "Пришлите файл PDF, PNG или JPEG.",
+    "dispute_open": (
+        "Квитанция получена. Оператор её проверит; откройте эту страницу снова, чтобы "
+        "увидеть ответ."
+    ),
+    "dispute_accepted": "Платёж найден и зачислен. Можно вернуться в сервис.",
+    "dispute_rejected": "Мы проверили квитанцию, но не нашли платёж:",
     "error_network": "Нет соединения. Пробуем снова\u2026",
     "error_generic": "Что-то пошло не так. Попробуйте ещё раз.",
 }

@@ -18,7 +18,7 @@ from typing import Final
 from domain.orders import Direction
 from ingest_api.payform.formatting import format_amount, group_card, short_ref
 from ingest_api.payform.i18n import LANGS, Lang, messages
-from ingest_api.payform.state import PageState, Screen
+from ingest_api.payform.state import DISPUTE_SCREENS, PageState, Screen
 
 #: Everything from this origin, nothing inline, nothing framed: the card number and the
 #: payment link are the page's secrets.
@@ -125,7 +125,24 @@ def render_page(state: PageState, lang: Lang, now_ms: int) -> str:
     )
     for screen in Screen:
         values[f"hidden_{screen.value.replace('-', '_')}"] = _hidden(screen is not state.screen)
+    values.update(_dispute_values(state))
     return render(template("page.html"), values)
+
+
+def _dispute_values(state: PageState) -> dict[str, object]:
+    """The dispute panel: offered under an expired or rejected deposit, or the dispute's
+    state once there is one (``none``: none yet)."""
+    dispute = state.dispute
+    shown = state.order.direction is Direction.DEPOSIT and state.screen in DISPUTE_SCREENS
+    current = "none" if dispute is None else dispute.status.value
+    values: dict[str, object] = {
+        "dispute_state": current,
+        "hidden_dispute": _hidden(not shown),
+        "dispute_reason": (dispute.resolution_reason or "") if dispute else "",
+    }
+    for name in ("none", "open", "accepted", "rejected"):
+        values[f"hidden_dispute_{name}"] = _hidden(name != current)
+    return values
 
 
 def render_not_found(lang: Lang) -> str:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
+from db.repositories import disputes as disputes_repo
 from db.repositories import orders as orders_repo
+from db.repositories.disputes import DisputeView
 from domain.orders import Direction, OrderStatus
 from ingest_api.deps import Services
 from ingest_api.models import CardToPay
@@ -78,11 +81,17 @@ async def current(services: Services, uid: uuid.UUID) -> PayerUpdate | None:
     return newest(from_view(view) if view is not None else None, pushed)
 
 
+#: The screens under which a deposit's payer may say "I paid anyway" (:mod:`domain.disputes`).
+DISPUTE_SCREENS: Final = frozenset({Screen.EXPIRED, Screen.REJECTED})
+
+
 @dataclass(frozen=True, slots=True)
 class PageState:
     order: PayerUpdate
     screen: Screen
     card: CardToPay | None  # the card a deposit pays to, only while the payer needs it
+    #: The order's dispute, read only where the page can offer one.
+    dispute: DisputeView | None = None
 
 
 class _CardRef:
@@ -98,7 +107,9 @@ async def page_state(services: Services, uid: uuid.UUID, now_ms: int) -> PageSta
     screen = screen_for(
         order.direction, order.status, deadline_passed=now_ms >= order.expires_at_ms
     )
-    card = None
+    card, dispute = None, None
     if screen is Screen.DEPOSIT_NEW:
         card = await card_to_pay(services, _CardRef(order))
-    return PageState(order=order, screen=screen, card=card)
+    if order.direction is Direction.DEPOSIT and screen in DISPUTE_SCREENS:
+        dispute = await services.db(lambda s: disputes_repo.dispute_of_order(s, uid))
+    return PageState(order=order, screen=screen, card=card, dispute=dispute)

@@ -60,6 +60,7 @@ def test_every_page_has_roles_and_a_place():
     assert sorted(keys) == sorted(PAGE_ROLES)
     assert visible_keys("operator") == [
         "queue",
+        "disputes",
         "orders",
         "balances",
         "card_monitoring",

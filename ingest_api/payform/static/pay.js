@@ -73,6 +73,7 @@
     var heading = document.getElementById("h-" + screen);
     if (heading) { heading.focus({ preventScroll: true }); }
     if (VERDICT.hasOwnProperty(screen)) { stopLive(); }
+    showDispute();
     tick();
   }
 
@@ -393,11 +394,72 @@
     });
   }
 
+  /* --- dispute: "I paid" for an expired or rejected deposit --------------------------- */
+
+  var MAX_RECEIPT_BYTES = 5 * 1024 * 1024;
+  var dispute = document.getElementById("dispute");
+
+  function showDispute() {
+    if (!dispute) { return; }
+    var offered = state.direction === "deposit" &&
+      (data.screen === "expired" || data.screen === "rejected");
+    dispute.hidden = !offered;
+  }
+
+  function disputeState(name, reason) {
+    dispute.dataset.state = name;
+    dispute.querySelectorAll("[data-dispute]").forEach(function (part) {
+      part.hidden = part.dataset.dispute !== name;
+    });
+    if (reason) { document.getElementById("dispute-reason").textContent = reason; }
+  }
+
+  function setupDispute() {
+    var form = document.getElementById("dispute-form");
+    if (!dispute || !form) { return; }
+    var file = document.getElementById("receipt");
+    var send = document.getElementById("dispute-send");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var chosen = file.files && file.files[0];
+      if (!chosen) { showError(form, dispute.dataset.noFile); return; }
+      if (chosen.size > MAX_RECEIPT_BYTES) { showError(form, dispute.dataset.tooLarge); return; }
+      showError(form, "");
+      send.disabled = true;
+      window.fetch(dispute.dataset.url, {
+        method: "POST",
+        body: new FormData(form),
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+        credentials: "omit"
+      }).then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (json) {
+          return { status: response.status, body: json };
+        });
+      }).then(function (answer) {
+        var code = answer.body && answer.body.error ? answer.body.error.code : "";
+        if (answer.status === 201) {
+          disputeState(answer.body.status);
+        } else if (code === "dispute_exists") {
+          window.location.reload(); // someone opened it already: show its state
+        } else {
+          send.disabled = false;
+          showError(form, code === "receipt_too_large" ? dispute.dataset.tooLarge :
+            code === "receipt_type" ? dispute.dataset.badType : data.msgGeneric);
+        }
+      }).catch(function () {
+        send.disabled = false;
+        showError(form, data.msgNetwork);
+      });
+    });
+  }
+
   /* --- start ------------------------------------------------------------------------ */
 
   setupCopy();
   setupCardInput();
   setupDeposit();
+  setupDispute();
   if (state.status === "new" && remembered()) { confirming = true; setBusy(true); }
   render("page");
   data.shownAt = String(performance.timeOrigin + performance.now());
