@@ -27,6 +27,7 @@ from db.repositories import disputes as disputes_repo
 from domain.disputes import MAX_RECEIPT_BYTES, OpenedBy
 from ingest_api.deps import CurrentPartner, ServicesDep
 from ingest_api.errors import (
+    BODY_RESPONSES,
     COMMON_RESPONSES,
     UNAVAILABLE_RESPONSES,
     ApiError,
@@ -240,9 +241,15 @@ async def get_payer_dispute(uid: str, services: ServicesDep) -> PayerDispute:
     "/disputes/{dispute_id}/decision",
     summary="Accept (credit the deposit late) or reject (with a reason) an open dispute",
     responses={
+        **BODY_RESPONSES,
         404: {"model": ErrorResponse, "description": "No such dispute"},
         409: {"model": ErrorResponse, "description": "Resolved already (`dispute_resolved`)"},
         422: {"model": ErrorResponse, "description": "A rejection without a reason"},
+        503: {
+            "model": ErrorResponse,
+            "description": "Accepted, but the late credit could not be sent "
+            "(`credit_not_sent`): accept again; or the API is at capacity",
+        },
     },
 )
 async def decide_dispute(
