@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from db.repositories import dead_letters
+from db.repositories import dead_letters, disputes
+from domain.disputes import OpenedBy
 from ops_console.roles import PAGE_ROLES, page_title
 from tests.fixtures.console import (
     Console,
@@ -27,6 +28,7 @@ from tests.fixtures.console import (
     streamlit_server,
 )
 from tests.fixtures.system import CURRENCY, PASSWORD, System
+from tests.integration.test_disputes import PNG
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +112,20 @@ async def title(page: Any, text: str) -> None:
     await page.locator("h1").filter(has_text=text).first.wait_for(timeout=SHOWN_MS)
 
 
+def dispute_one(console: Console, order_uid: uuid.UUID) -> None:
+    """A payer's dispute, with a receipt, on the expired deposit ``order_uid``."""
+    with console.sessions.begin() as session:
+        disputes.open_dispute(
+            session,
+            order_uid=order_uid,
+            opened_by=OpenedBy.PAYER,
+            receipt=PNG,
+            comment="I paid at 14:02 from my bank's app",
+            now=datetime.now(UTC) - timedelta(hours=3),
+            deadline_s=24 * 3600,
+        )
+
+
 def quarantine_one(console: Console, order_uid: uuid.UUID) -> None:
     """A dead letter of ``order_uid``, as the projector stores a record PostgreSQL refused."""
     letter = dead_letters.NewDeadLetter(
@@ -133,6 +149,7 @@ async def test_every_page_renders_and_is_pictured(
     raises, and each is pictured in ``docs/screens/console-<page>.png``."""
     uids = seed_history(console_light, datetime.now(UTC) - timedelta(hours=30))
     quarantine_one(console_light, uuid.UUID(next(iter(uids.values()))))
+    dispute_one(console_light, uuid.UUID(uids["a4"]))
     env = console_env(console_light.database_url, console_light.api_url)
     async with streamlit_server(env, tmp_path / "console.log") as url:
         page = await console_chromium.new_page(viewport={"width": 1400, "height": 1000})
