@@ -19,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -31,7 +32,8 @@ from sqlalchemy.pool import NullPool
 from db.crypto import SecretBox
 from db.models import Base
 from db.repositories import callbacks as repo
-from db.repositories import dead_letters
+from db.repositories import dead_letters, disputes
+from domain.disputes import DisputeVerdict, OpenedBy
 from schemas import orders
 from schemas.registry import encode
 from stream_agents.callbacks.payload import delivery_id
@@ -475,3 +477,52 @@ async def test_a_process_stopped_midway_loses_nothing(
     assert world.sql("SELECT count(*) FROM callback_deliveries")[0][0] == len(uids)
     for request in world.receiver.requests:
         genuine(world, request)
+
+
+async def test_dispute_steps_are_called_back_signed_like_orders(
+    world: World, producer: AIOKafkaProducer
+) -> None:
+    """A dispute opened and rejected on an expired deposit: two more callbacks, signed and
+    logged like the order's own, with the dispute and never the operator's name."""
+    deposit = orders.Direction.DEPOSIT
+    events = [
+        e.model_copy(update={"order": e.order.model_copy(update={"direction": deposit})})
+        for e in history(A, final=orders.OrderExpired)
+    ]
+    await publish(producer, world, events)
+    async with running(world) as task:
+        await eventually(
+            lambda: world.status(A, "order.expired") == "delivered", "order callback", task
+        )
+        with world.sessions.begin() as s:
+            opened = disputes.open_dispute(
+                s,
+                order_uid=A,
+                opened_by=OpenedBy.PARTNER,
+                receipt=b"%PDF-1.7 receipt",
+                comment=None,
+                now=datetime.now(UTC),
+                deadline_s=3600,
+                partner_id=SHOP,
+            )
+        with world.sessions.begin() as s:
+            disputes.resolve_dispute(
+                s,
+                dispute_id=opened.dispute_id,
+                verdict=DisputeVerdict.REJECT,
+                reason="no such transfer",
+                actor="olga",
+                now=datetime.now(UTC),
+            )
+        for event in ("dispute.opened", "dispute.resolved"):
+            await eventually(
+                functools.partial(lambda e: world.status(A, e) == "delivered", event), event, task
+            )
+    bodies = [genuine(world, request) for request in world.receiver.to("/shop")]
+    by_event = {body["event"]: body for body in bodies}
+    assert set(by_event) == {"order.expired", "dispute.opened", "dispute.resolved"}
+    resolved = by_event["dispute.resolved"]["dispute"]
+    assert (resolved["status"], resolved["resolution_reason"]) == ("rejected", "no such transfer")
+    assert resolved["dispute_id"] == str(opened.dispute_id)
+    assert by_event["dispute.opened"]["dispute"]["status"] == "open"
+    assert all("olga" not in json.dumps(body) for body in bodies)
