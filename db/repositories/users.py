@@ -147,7 +147,8 @@ def create_user(
         entity="user",
         entity_id=str(row.id),
         before=None,
-        after={"username": name, "role": role, "partner_id": bound, "is_active": True},
+        after={"username": name, "role": role, "is_active": True}
+        | ({"partner_id": bound} if bound else {}),
     )
     return user
 
