@@ -4,6 +4,10 @@
 * ``console_users.partner_id`` (FK ``partners.id``, indexed) names the partner a ``partner``
   user belongs to; the CHECK ``(role = 'partner') = (partner_id IS NOT NULL)`` makes a
   partner user without a partner, or a staff user with one, impossible to store.
+* ``ix_ledger_postings_partner_id_posted_at`` replaces ``ix_ledger_postings_partner_id``: a
+  partner's newest postings (the portal's ledger) read from the index instead of sorting
+  every posting of the partner; the leading column still serves every lookup by partner, so
+  the projector maintains one index per posting, as before.
 
 The downgrade deletes partner users (their sessions go with them, ``ON DELETE CASCADE``):
 the older schema has no way to hold them.
@@ -47,9 +51,15 @@ def upgrade() -> None:
         "console_users",
         "(role = 'partner') = (partner_id IS NOT NULL)",
     )
+    op.create_index(
+        "ix_ledger_postings_partner_id_posted_at", "ledger_postings", ["partner_id", "posted_at"]
+    )
+    op.drop_index("ix_ledger_postings_partner_id", table_name="ledger_postings")
 
 
 def downgrade() -> None:
+    op.create_index("ix_ledger_postings_partner_id", "ledger_postings", ["partner_id"])
+    op.drop_index("ix_ledger_postings_partner_id_posted_at", table_name="ledger_postings")
     op.execute("DELETE FROM console_users WHERE role = 'partner'")
     op.drop_constraint(
         op.f("ck_console_users_partner_iff_partner_role"), "console_users", type_="check"
