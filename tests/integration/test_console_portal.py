@@ -90,6 +90,18 @@ def test_every_page_shows_only_the_partners_own_data(console_light: Console, por
         assert not [ident for ident in theirs if ident in shown], page
     open_page(at, "portal_orders")
     assert set(at.dataframe[0].value["partner_order_id"]) == {f"inv-a{i}" for i in range(1, 6)}
+    at.selectbox(key="po_pick").select(shop.order_uid).run()  # one order in full
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric} == {
+        "Amount": "1,000.00 RUB",
+        "Fee": "25.00 RUB",
+        "Status": "approved",
+        "Card": "411111******1111",
+    }
+    history = at.dataframe[1].value
+    assert list(history["type"])[-1] == "order.approved"
+    assert "operator" not in history.columns  # who decided stays inside Keeper
+    assert "olga" not in texts(at)
     open_page(at, "portal_keys")
     assert list(at.dataframe[0].value["key_id"]) == [shop.key_id]
     open_page(at, "portal_secrets")
