@@ -8,6 +8,8 @@
     python -m ops_console.admin_cli add-card --pool main --bank "Bank" --holder "A HOLDER" \\
         --currency EUR --expires 2030-12 ...           # the number is read from stdin/prompt
     python -m ops_console.admin_cli create-user alice --role operator --password-env ALICE_PW
+    python -m ops_console.admin_cli create-user acme-ops --role partner --partner acme \
+        --password-env ACME_PW                        # a partner portal user of acme
     python -m ops_console.admin_cli publish-config      # every partner and card to Kafka
     python -m ops_console.admin_cli seed-demo           # idempotent demo data
 
@@ -295,9 +297,12 @@ def cmd_add_card(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_create_user(ctx: Context, args: argparse.Namespace) -> None:
     password = password_from(ctx, args.password_env)
     user = ctx.transaction(
-        lambda s: users.create_user(s, args.username, password, args.role, ctx.actor)
+        lambda s: users.create_user(
+            s, args.username, password, args.role, ctx.actor, partner_id=args.partner
+        )
     )
-    ctx.say(f"user {user.username} created with role {user.role}")
+    of = f" of partner {args.partner}" if args.partner else ""
+    ctx.say(f"user {user.username} created with role {user.role}{of}")
 
 
 def cmd_publish_config(ctx: Context, args: argparse.Namespace) -> None:
@@ -527,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("create-user", help="create a console user")
     sub.add_argument("username", type=ID)
     sub.add_argument("--role", required=True, choices=CONSOLE_ROLES)
+    sub.add_argument(
+        "--partner", type=ID, help="the partner a user of role partner belongs to (required)"
+    )
     sub.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
     sub.set_defaults(run=cmd_create_user)
 

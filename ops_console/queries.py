@@ -246,7 +246,7 @@ def users(engine: Engine) -> pd.DataFrame:
     return frame(
         engine,
         """
-        SELECT username, role, is_active, password_changed_at, created_at,
+        SELECT username, role, partner_id, is_active, password_changed_at, created_at,
                (SELECT MAX(last_seen_at) FROM console_sessions s WHERE s.user_id = u.id)
                  AS last_seen_at
         FROM console_users u ORDER BY username

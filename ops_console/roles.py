@@ -3,6 +3,10 @@
 The navigation offers a user only the pages of their role; each page checks again when it
 runs (a bookmarked URL must not open a page the role lacks), and the API checks a third time
 for anything that acts.
+
+A ``partner`` user sees the partner portal only (the ``portal_*`` pages, and its account);
+those pages show one partner's data, read through ``db.repositories.portal``, which scopes
+every query to the partner the signed-in user is bound to.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Final
 ADMIN: Final = "admin"
 OPERATOR: Final = "operator"
 ANALYST: Final = "analyst"
+PARTNER: Final = "partner"
 
 PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "queue": frozenset({OPERATOR, ADMIN}),
@@ -28,7 +33,13 @@ PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "cards": frozenset({ADMIN}),
     "users": frozenset({ADMIN}),
     "audit": frozenset({ADMIN}),
-    "account": frozenset({OPERATOR, ADMIN, ANALYST}),
+    "portal_orders": frozenset({PARTNER}),
+    "portal_balance": frozenset({PARTNER}),
+    "portal_callbacks": frozenset({PARTNER}),
+    "portal_keys": frozenset({PARTNER}),
+    "portal_secrets": frozenset({PARTNER}),
+    "portal_settings": frozenset({PARTNER}),
+    "account": frozenset({OPERATOR, ADMIN, ANALYST, PARTNER}),
 }
 
 
@@ -62,6 +73,24 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
         ("cards", "views/cards.py", "Card pools and cards", ":material/credit_card:"),
         ("users", "views/users.py", "Console users", ":material/group:"),
         ("audit", "views/audit.py", "Audit log", ":material/history:"),
+    ],
+    "Partner portal": [
+        ("portal_orders", "views/portal_orders.py", "My orders", ":material/receipt_long:"),
+        (
+            "portal_balance",
+            "views/portal_balance.py",
+            "Balance and ledger",
+            ":material/account_balance:",
+        ),
+        ("portal_callbacks", "views/portal_callbacks.py", "My callbacks", ":material/send:"),
+        ("portal_keys", "views/portal_keys.py", "My API keys", ":material/key:"),
+        (
+            "portal_secrets",
+            "views/portal_secrets.py",
+            "My callback secrets",
+            ":material/vpn_key:",
+        ),
+        ("portal_settings", "views/portal_settings.py", "My settings", ":material/tune:"),
     ],
     "Account": [
         ("account", "views/account.py", "My account", ":material/person:"),

@@ -42,3 +42,13 @@ class ConsoleSettings(BaseSettings):
     #: Publish configuration changes to the compacted config topics (off: PostgreSQL only).
     publish_config: bool = True
     publish_timeout_s: float = Field(15.0, gt=0)
+    #: The API's per-partner request rate, shown read-only to partners in the portal: the
+    #: same variables the API reads (``KEEPER_PARTNER_RATE_PER_S``, ``KEEPER_PARTNER_BURST``,
+    #: ``KEEPER_PARTNER_RATES``), with the API's defaults.
+    partner_rate_per_s: float = Field(
+        500.0, ge=0, validation_alias=AliasChoices("KEEPER_PARTNER_RATE_PER_S")
+    )
+    partner_burst: int = Field(1000, ge=1, validation_alias=AliasChoices("KEEPER_PARTNER_BURST"))
+    partner_rates: dict[str, float] = Field(
+        default_factory=dict, validation_alias=AliasChoices("KEEPER_PARTNER_RATES")
+    )

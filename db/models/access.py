@@ -45,7 +45,11 @@ class PartnerApiKey(Base):
 
 
 class ConsoleUser(Base):
-    """A person using the ops console. Only argon2id hashes are accepted, never plain text."""
+    """A person using the ops console. Only argon2id hashes are accepted, never plain text.
+
+    A ``partner`` user belongs to exactly one partner (``partner_id``) and sees only that
+    partner's data (the partner portal); every other role has no partner.
+    """
 
     __tablename__ = "console_users"
     __table_args__ = (
@@ -55,12 +59,16 @@ class ConsoleUser(Base):
             "username = lower(username) AND length(username) BETWEEN 1 AND 64",
             name="username_lowercase",
         ),
+        CheckConstraint(
+            "(role = 'partner') = (partner_id IS NOT NULL)", name="partner_iff_partner_role"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, server_default=func.gen_random_uuid())
     username: Mapped[str] = mapped_column(unique=True)
     password_hash: Mapped[str]
     role: Mapped[str]
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_at: Mapped[CreatedAt]

@@ -37,7 +37,8 @@ NAMING_CONVENTION = {
 
 PARTNER_STATUSES = ("active", "suspended", "closed")
 API_KEY_STATUSES = ("active", "revoked")
-CONSOLE_ROLES = ("admin", "operator", "analyst")
+#: ``partner``: a partner's own user, bound to that partner (``console_users.partner_id``).
+CONSOLE_ROLES = ("admin", "operator", "analyst", "partner")
 CARD_STATUSES = ("active", "blocked", "retired")
 ORDER_DIRECTIONS = ("deposit", "withdrawal")
 ORDER_STATUSES = (

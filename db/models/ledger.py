@@ -48,13 +48,15 @@ class LedgerPosting(Base):
             name="partner_matches_account",
         ),
         Index("ix_ledger_postings_account_currency", "account", "currency"),
+        # A partner's postings newest first (the partner portal's ledger, the console's).
+        Index("ix_ledger_postings_partner_id_posted_at", "partner_id", "posted_at"),
     )
 
     posting_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     order_uid: Mapped[uuid.UUID]
     kind: Mapped[str]
     account: Mapped[str]
-    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), index=True)
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     currency: Mapped[Currency]
     amount_minor: Mapped[Money]
     posted_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -4,6 +4,10 @@ Passwords are hashed with argon2-cffi's ``PasswordHasher`` (argon2id, RFC 9106 "
 profile: 64 MiB, 3 passes), the only format the ``console_users`` CHECK accepts.
 :func:`authenticate` does the same work whether or not the user exists (it verifies against a
 dummy hash), so response times do not reveal which usernames are valid.
+
+A ``partner`` user is bound to one partner for life: it is created with its partner, and
+no role change moves a user into or out of the ``partner`` role (a staff account never
+becomes a partner's, nor the reverse; create another user instead).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import CONSOLE_ROLES, ConsoleSession
+from db.models import CONSOLE_ROLES, ConsoleSession, Partner
 from db.models import ConsoleUser as UserRow
 from db.repositories import audit
 from db.repositories._common import as_uuid, insert
 from db.repositories.errors import AlreadyExists, InvalidInput, NotFound
 
+PARTNER_ROLE: Final = "partner"
 MIN_PASSWORD_LENGTH: Final = 12
 MAX_PASSWORD_LENGTH: Final = 1024
 _USERNAME: Final = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
@@ -91,15 +96,43 @@ def _verify(stored_hash: str, password: str) -> bool:
         return False
 
 
-def create_user(
-    session: Session, username: str, password: str, role: str, actor: str
-) -> ConsoleUser:
+def _partner_binding(session: Session, role: str, partner_id: str | None) -> str | None:
+    """The partner a new user of ``role`` is bound to: required for ``partner``, refused for
+    every other role (the table's CHECK says the same)."""
     if role not in CONSOLE_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(CONSOLE_ROLES)}")
+    if role != PARTNER_ROLE:
+        if partner_id is not None:
+            raise InvalidInput(f"only a {PARTNER_ROLE} user belongs to a partner, not a {role}")
+        return None
+    if not partner_id:
+        raise InvalidInput(f"a {PARTNER_ROLE} user needs the partner it belongs to")
+    if session.get(Partner, partner_id) is None:
+        raise NotFound(f"partner {partner_id!r} does not exist")
+    return partner_id
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    actor: str,
+    *,
+    partner_id: str | None = None,
+) -> ConsoleUser:
+    """A new active user; a ``partner`` user needs ``partner_id``, no other role may have one."""
+    bound = _partner_binding(session, role, partner_id)
     name = normalise_username(username)
     if session.scalar(select(UserRow.id).where(UserRow.username == name)) is not None:
         raise AlreadyExists(f"user {name!r} already exists")
-    row = UserRow(id=uuid.uuid4(), username=name, password_hash=hash_password(password), role=role)
+    row = UserRow(
+        id=uuid.uuid4(),
+        username=name,
+        password_hash=hash_password(password),
+        role=role,
+        partner_id=bound,
+    )
     insert(
         session,
         row,
@@ -114,7 +147,8 @@ def create_user(
         entity="user",
         entity_id=str(row.id),
         before=None,
-        after={"username": name, "role": role, "is_active": True},
+        after={"username": name, "role": role, "is_active": True}
+        | ({"partner_id": bound} if bound else {}),
     )
     return user
 
@@ -204,6 +238,7 @@ class ConsoleUserInfo:
     is_active: bool
     password_changed_at: datetime
     created_at: datetime
+    partner_id: str | None = None
 
 
 def list_users(session: Session) -> list[ConsoleUserInfo]:
@@ -216,6 +251,7 @@ def list_users(session: Session) -> list[ConsoleUserInfo]:
             is_active=row.is_active,
             password_changed_at=row.password_changed_at,
             created_at=row.created_at,
+            partner_id=row.partner_id,
         )
         for row in rows
     ]
@@ -247,6 +283,11 @@ def set_user_role(session: Session, username: str, role: str, *, actor: str) -> 
     row = _user_row(session, username)
     if row.role == role:
         return False
+    if PARTNER_ROLE in (row.role, role):
+        raise InvalidInput(
+            f"a {PARTNER_ROLE} user stays bound to its partner and no staff user becomes one: "
+            "create a new user instead"
+        )
     before = {"username": row.username, "role": row.role}
     row.role = role
     session.flush()
@@ -286,6 +327,7 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: str
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
+    "PARTNER_ROLE",
     "ConsoleUser",
     "ConsoleUserInfo",
     "authenticate",

@@ -1,6 +1,7 @@
 """Console users and roles: create, change role, disable (which closes their sessions).
 Admins cannot demote or disable themselves, so the console never loses its last admin by
-accident."""
+accident. A partner user is created with the partner it belongs to and keeps it: its role
+does not change (the repository refuses), only whether it is enabled."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from db.models import CONSOLE_ROLES
 from db.repositories import users
+from db.repositories.users import PARTNER_ROLE
 from domain.text import IDENTIFIER, SECRET
 from ops_console import auth, changes, form_text, queries, runtime
 from ops_console.roles import page_title
@@ -27,11 +29,19 @@ with change:
     else:
         name = st.selectbox("User", others, key="user_pick")
         row = listed[listed["username"] == name].iloc[0]
+        staff_roles = [r for r in CONSOLE_ROLES if r != PARTNER_ROLE]
+        bound = row["role"] == PARTNER_ROLE
+        if bound:
+            st.caption(f"Partner user of **{row['partner_id']}**: its role does not change.")
         role = st.selectbox(
-            "Role", CONSOLE_ROLES, index=CONSOLE_ROLES.index(row["role"]), key="user_role"
+            "Role",
+            [PARTNER_ROLE] if bound else staff_roles,
+            index=0 if bound else staff_roles.index(row["role"]),
+            key="user_role",
+            disabled=bound,
         )
         columns = st.columns(2)
-        if columns[0].button("Save role", key="save_role", type="primary"):
+        if columns[0].button("Save role", key="save_role", type="primary", disabled=bound):
             changed = changes.apply(
                 lambda s: users.set_user_role(s, name, role, actor=who.username)
             )
@@ -50,6 +60,11 @@ with create:
     with st.form("new_user", clear_on_submit=True):
         username = st.text_input("Username", key="new_username")
         new_role = st.selectbox("Role", CONSOLE_ROLES, index=1, key="new_role")
+        new_partner = st.selectbox(
+            f"Partner (for the {PARTNER_ROLE} role only)",
+            ["", *queries.partner_ids(runtime.engine())],
+            key="new_partner",
+        )
         password = st.text_input(
             f"Initial password (at least {users.MIN_PASSWORD_LENGTH} characters)",
             type="password",
@@ -60,7 +75,10 @@ with create:
         ("Username", username, IDENTIFIER), ("Initial password", password, SECRET)
     ):
         created = changes.apply(
-            lambda s: users.create_user(s, username, password, new_role, who.username)
+            lambda s: users.create_user(
+                s, username, password, new_role, who.username, partner_id=new_partner or None
+            )
         )
         if created is not None:
-            changes.done(f"User {created.username} ({created.role}) created.")
+            of = f" of {new_partner}" if new_role == PARTNER_ROLE else ""
+            changes.done(f"User {created.username} ({created.role}{of}) created.")

@@ -18,7 +18,8 @@ import pytest
 
 from db.repositories import dead_letters, disputes
 from domain.disputes import OpenedBy
-from ops_console.roles import PAGE_ROLES, page_title
+from ops_console.nav import visible_keys
+from ops_console.roles import page_title
 from tests.fixtures.console import (
     Console,
     api_app,
@@ -145,8 +146,9 @@ def quarantine_one(console: Console, order_uid: uuid.UUID) -> None:
 async def test_every_page_renders_and_is_pictured(
     console_light: Console, console_chromium: Any, tmp_path: Path
 ):
-    """Every page, signed in as an admin, in a real browser over seeded history: no page
-    raises, and each is pictured in ``docs/screens/console-<page>.png``."""
+    """Every page of an admin, in a real browser over seeded history: no page raises, and
+    each is pictured in ``docs/screens/console-<page>.png`` (the partner portal's pages:
+    ``tests/e2e/test_portal_browser.py``)."""
     uids = seed_history(console_light, datetime.now(UTC) - timedelta(hours=30))
     quarantine_one(console_light, uuid.UUID(next(iter(uids.values()))))
     dispute_one(console_light, uuid.UUID(uids["a4"]))
@@ -161,7 +163,7 @@ async def test_every_page_renders_and_is_pictured(
         await page.get_by_role("textbox", name="Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
         await title(page, "Operator queue")
-        for key in PAGE_ROLES:
+        for key in visible_keys("admin"):
             # Through the sidebar: a reload would open a new session (signed out).
             await page.get_by_test_id("stSidebarNav").get_by_text(page_title(key)).click()
             await title(page, page_title(key))

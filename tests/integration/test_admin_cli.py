@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
@@ -342,6 +342,30 @@ def test_create_user_from_env_or_stdin(
         assert "long enough" not in result.text
         assert "another long" not in result.text
     assert count(engine, ConsoleUser) == 2
+
+
+def test_create_user_of_role_partner_names_its_partner(cli: Cli, engine: Engine) -> None:
+    assert cli("create-pool", "main", "--name", "Main").code == 0
+    made = cli(
+        "create-partner", "acme", "--name", "Acme", "--deposit-fee-bp", "100",
+        "--withdrawal-fee-bp", "100", "--no-publish",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    password = "a long enough password\n"
+    bound = cli("create-user", "acme-ops", "--role", "partner", "--partner", "acme", stdin=password)
+    assert bound.code == 0, bound.err
+    assert "user acme-ops created with role partner of partner acme" in bound.out
+    unbound = cli("create-user", "pat", "--role", "partner", stdin=password)
+    assert unbound.code == 1
+    assert "needs the partner it belongs to" in unbound.err
+    staff = cli("create-user", "opal", "--role", "operator", "--partner", "acme", stdin=password)
+    assert staff.code == 1
+    ghost = cli("create-user", "gus", "--role", "partner", "--partner", "ghost", stdin=password)
+    assert ghost.code == 1
+    assert "partner 'ghost' does not exist" in ghost.err
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT username, role, partner_id FROM console_users")).all()
+    assert [tuple(row) for row in rows] == [("acme-ops", "partner", "acme")]
 
 
 def test_publish_config_sends_every_partner_and_card(cli: Cli) -> None:

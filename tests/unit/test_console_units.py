@@ -75,6 +75,18 @@ def test_every_page_has_roles_and_a_place():
         "dashboards",
         "account",
     ]
+    assert visible_keys("partner") == [
+        "portal_orders",
+        "portal_balance",
+        "portal_callbacks",
+        "portal_keys",
+        "portal_secrets",
+        "portal_settings",
+        "account",
+    ]
+    portal = {key for key in PAGE_ROLES if key.startswith("portal_")}
+    for staff in ("admin", "operator", "analyst"):
+        assert not portal & set(visible_keys(staff)), staff
     assert visible_keys(None) == []
     assert not may_open("operator", "partners")
     assert not may_open("root", "queue")
