@@ -62,6 +62,7 @@ def opens(at: AppTest, page: str) -> bool:
             "Operator queue",
             {
                 "queue",
+                "disputes",
                 "orders",
                 "balances",
                 "card_monitoring",
