@@ -101,7 +101,7 @@ reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and
 check: $(STAMP) ## Lint, format check and type check; never rewrites files
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy domain schemas db ingest_api stream_agents ops_console
+	$(PY) -m mypy domain schemas db ingest_api stream_agents ops_console telemetry
 
 fmt: $(STAMP) ## Format and auto-fix the code
 	$(PY) -m ruff check --fix .

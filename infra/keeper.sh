@@ -40,7 +40,7 @@ COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
   "callbacks|$PY -m stream_agents.callbacks|log:callbacks .* sending"
   "card-projector|$PY -m stream_agents.card_projector|log:card projector .*card-alerts"
-  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz?scope=process"
+  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --loop uvloop --http httptools --no-access-log --log-config $ROOT/infra/logging.json --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz?scope=process"
   "console|$ROOT/.venv/bin/streamlit run ops_console/app.py --server.headless true --server.address 127.0.0.1 --server.port $CONSOLE_PORT --browser.gatherUsageStats false --client.toolbarMode viewer|http://127.0.0.1:$CONSOLE_PORT/_stcore/health"
   "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"
 )

@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.browser",
     "tests.fixtures.console",
+    "tests.fixtures.observed",
 ]
