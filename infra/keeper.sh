@@ -196,6 +196,15 @@ banner() {
   echo "API:    http://127.0.0.1:$API_PORT  (OpenAPI: /docs, readiness: /readyz)"
   echo "Console: http://127.0.0.1:$CONSOLE_PORT  (operators, admins, analysts; docs/console.md)"
   echo "Agents: http://127.0.0.1:$AGENTS_PORT  (Faust web)"
+  echo "Metrics: /metrics on the API and the agents; projector, card projector, callbacks," \
+    "reconciler on :${KEEPER_METRICS_PROJECTOR_PORT:-9401}-${KEEPER_METRICS_RECONCILER_PORT:-9404}"
+  local prometheus
+  prometheus=$("$ROOT/infra/prometheus/prometheus.sh" url 2>/dev/null || true)
+  if [ -n "$prometheus" ]; then
+    echo "Prometheus: $prometheus  (alerts: $prometheus/alerts; docs/operations.md)"
+  else
+    echo "Prometheus: not running (make observe)"
+  fi
   if [ -f "$STATE/demo-partner.env" ]; then
     echo "Demo partner credentials: $STATE/demo-partner.env (see README, \"Try it\")"
     echo "Demo console users: admin / operator / analyst, password <role>-demo-password" \
