@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.console",
     "tests.fixtures.observed",
+    "tests.fixtures.fake_metrics",
 ]

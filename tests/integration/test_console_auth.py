@@ -67,6 +67,7 @@ def opens(at: AppTest, page: str) -> bool:
                 "card_monitoring",
                 "callbacks",
                 "dead_letters",
+                "health",
                 "account",
             },
         ),
