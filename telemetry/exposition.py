@@ -61,7 +61,17 @@ def serve(
     if not settings.enabled:
         log.info("%s: metrics off (KEEPER_METRICS_ENABLED=false)", process)
         return None
-    server, _ = start_http_server(settings.port(process), settings.host, registry)
+    try:
+        server, _ = start_http_server(settings.port(process), settings.host, registry)
+    except OSError as exc:  # the port is taken: the process's work matters more than metrics
+        log.error(
+            "%s: cannot serve metrics on %s:%d (%s); running without /metrics",
+            process,
+            settings.host,
+            settings.port(process),
+            exc.strerror or exc,
+        )
+        return None
     port = int(server.server_address[1])
     log.info("%s: metrics on http://%s:%d/metrics", process, settings.host, port)
     return port
