@@ -157,7 +157,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     errors.install(app)
     app.add_exception_handler(TooManyAttemptsError, too_many_attempts)
     # Outermost middleware, after the error handlers it counts refusals through: /metrics.
-    metrics.install(app, enabled=MetricsSettings().enabled)
+    metrics.install(app, MetricsSettings())
     if settings.docs_public:
         install_docs(app)
     app.include_router(health.router)

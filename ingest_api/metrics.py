@@ -30,10 +30,12 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest_api.rate_limit import RateLimitedError
 from ingest_api.signing import AuthError
+from telemetry.exposition import MetricsSettings
 
 #: Request latency buckets (seconds): the create target sits at 0.1-0.25 s p99.
 LATENCY_BUCKETS_S: Final = (
@@ -182,11 +184,14 @@ def lag_families(monitor: Any) -> Iterator[GaugeMetricFamily]:
     yield from (lag, group_lag, members, sampled)
 
 
-def install(app: FastAPI, *, enabled: bool = True) -> None:
+def install(app: FastAPI, settings: MetricsSettings | None = None) -> None:
     """Count requests and refusals, and serve ``GET /metrics`` (not in the OpenAPI schema:
-    it is for Prometheus, on the same port as the API). Call after the error handlers are
-    installed and after every other middleware (this one must be the outermost)."""
-    if not enabled:
+    it is for Prometheus, on the same port as the API, so only the addresses of
+    ``KEEPER_METRICS_ALLOW`` may read it; anyone else gets ``404``). Call after the error
+    handlers are installed and after every other middleware (this one must be the
+    outermost)."""
+    settings = settings or MetricsSettings()
+    if not settings.enabled:
         return
     app.add_middleware(RequestMetrics)
     handlers = app.exception_handlers
@@ -194,7 +199,9 @@ def install(app: FastAPI, *, enabled: bool = True) -> None:
     handlers[RateLimitedError] = _counting(handlers[RateLimitedError], _rate_limited)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not settings.allowed(request.client.host if request.client else None):
+            raise StarletteHTTPException(404)  # answered as any unknown path is
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -10,6 +10,7 @@ such as the desk's census) off everywhere: the benchmark's "metrics off" run.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Final, Literal
 
@@ -42,8 +43,25 @@ class MetricsSettings(BaseSettings):
     card_projector_port: int = Field(DEFAULT_PORTS["card_projector"], ge=0, le=65535)
     callbacks_port: int = Field(DEFAULT_PORTS["callbacks"], ge=0, le=65535)
     reconciler_port: int = Field(DEFAULT_PORTS["reconciler"], ge=0, le=65535)
+    #: Who may read the API's ``/metrics`` (it shares the API's public port): addresses or
+    #: networks, comma-separated; anyone else gets ``404``. Loopback by default.
+    allow: str = "127.0.0.0/8,::1/128"
     #: How often the agents count their table (orders by state, open orders per pool...).
     census_interval_s: float = Field(5.0, gt=0)
+
+    def allowed(self, address: str | None) -> bool:
+        """May ``address`` (the TCP peer) read ``/metrics`` on the API's port?"""
+        if address is None:
+            return False
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(
+            peer in ipaddress.ip_network(net.strip(), strict=False)
+            for net in self.allow.split(",")
+            if net.strip()
+        )
 
     def port(self, process: Process) -> int:
         port: int = getattr(self, f"{process}_port")

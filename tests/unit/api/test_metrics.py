@@ -15,6 +15,7 @@ from ingest_api import errors, metrics
 from ingest_api.admission import Admission
 from ingest_api.rate_limit import RateLimitedError
 from ingest_api.signing import BadSignature, ReplayedNonce
+from telemetry.exposition import MetricsSettings
 from tests.fixtures.pan_scan import card_numbers
 
 UUID_RE = re.compile(
@@ -89,6 +90,18 @@ async def test_a_shed_request_is_counted():
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
         assert (await api.get("/v1/orders")).status_code == 503
     assert sample("keeper_api_shed_total") == before + 1
+
+
+async def test_metrics_are_for_loopback_only_by_default():
+    app = app_under_test()
+    outsider = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=outsider, base_url="http://api") as api:
+        refused = await api.get("/metrics")
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "not_found"
+    assert MetricsSettings(allow="10.0.0.0/8").allowed("10.1.2.3")
+    assert not MetricsSettings(allow="10.0.0.0/8").allowed("127.0.0.1")
+    assert not MetricsSettings().allowed("not an address")
 
 
 async def test_metrics_are_served_and_no_label_looks_like_a_card_or_an_order_id():
