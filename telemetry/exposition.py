@@ -47,7 +47,7 @@ class MetricsSettings(BaseSettings):
     #: networks, comma-separated; anyone else gets ``404``. Loopback by default.
     allow: str = "127.0.0.0/8,::1/128"
     #: How often the agents count their table (orders by state, open orders per pool...).
-    census_interval_s: float = Field(5.0, gt=0)
+    census_interval_s: float = Field(15.0, gt=0)
 
     def allowed(self, address: str | None) -> bool:
         """May ``address`` (the TCP peer) read ``/metrics`` on the API's port?"""
