@@ -63,8 +63,9 @@ class MetricsSettings(BaseSettings):
             if net.strip()
         )
 
-    def port(self, process: Process) -> int:
-        port: int = getattr(self, f"{process}_port")
+    def port(self, process: Process) -> int | None:
+        """The process's port (None for a process that has no port setting yet)."""
+        port: int | None = getattr(self, f"{process}_port", None)
         return port
 
 
@@ -79,14 +80,18 @@ def serve(
     if not settings.enabled:
         log.info("%s: metrics off (KEEPER_METRICS_ENABLED=false)", process)
         return None
+    wanted = settings.port(process)
+    if wanted is None:
+        log.warning("%s: no metrics port setting; running without /metrics", process)
+        return None
     try:
-        server, _ = start_http_server(settings.port(process), settings.host, registry)
+        server, _ = start_http_server(wanted, settings.host, registry)
     except OSError as exc:  # the port is taken: the process's work matters more than metrics
         log.error(
             "%s: cannot serve metrics on %s:%d (%s); running without /metrics",
             process,
             settings.host,
-            settings.port(process),
+            wanted,
             exc.strerror or exc,
         )
         return None

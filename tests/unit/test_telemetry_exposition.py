@@ -30,3 +30,7 @@ def test_a_taken_port_leaves_the_process_running_without_metrics():
         taken.listen()
         port = taken.getsockname()[1]
         assert serve("reconciler", MetricsSettings(reconciler_port=port)) is None
+
+
+def test_a_process_without_a_port_setting_runs_without_metrics():
+    assert serve("dispatcher", MetricsSettings()) is None  # type: ignore[arg-type]
