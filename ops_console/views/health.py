@@ -58,6 +58,8 @@ cols[2].metric("Create p50", ms(found.create_p50_s))
 cols[3].metric("Create p99", ms(found.create_p99_s))
 if found.latency_window_s is None:
     st.caption("Latency since the API started (the next reading covers the time in between).")
+elif found.create_p99_s is None:
+    st.caption(f"No create request in the last {found.latency_window_s / 60:.1f} min.")
 else:
     st.caption(f"Latency over the last {found.latency_window_s / 60:.1f} min.")
 
