@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform screens-payform check fmt clean
+        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform screens-payform check fmt clean \
+        observe observe-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -52,6 +53,7 @@ up: kafka-up db-up migrate topics ## Start every service in the background
 	@infra/keeper.sh up
 
 down: ## Stop every service
+	@infra/prometheus/prometheus.sh down
 	@infra/keeper.sh down
 	@infra/kafka/kafka.sh down
 	@infra/postgres/pg.sh down
@@ -64,6 +66,12 @@ seed: $(STAMP) ## Create the demo data (idempotent) and publish its configuratio
 
 run: up seed ## Start the whole system with demo data (broker, database, agents, projector, API)
 	@infra/keeper.sh banner
+
+observe: ## Install Debian's prometheus if missing and run it on loopback (:9090), scraping every process with the alert rules
+	@infra/prometheus/prometheus.sh up
+
+observe-down: ## Stop the project's Prometheus
+	@infra/prometheus/prometheus.sh down
 
 test: $(STAMP) ## Run every test tier (unit, integration, e2e) against real services
 	$(PYTEST) tests
@@ -101,7 +109,7 @@ reconcile: $(STAMP) ## Check the invariants across the agents' tables, Kafka and
 check: $(STAMP) ## Lint, format check and type check; never rewrites files
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy domain schemas db ingest_api stream_agents ops_console
+	$(PY) -m mypy domain schemas db ingest_api stream_agents ops_console telemetry
 
 fmt: $(STAMP) ## Format and auto-fix the code
 	$(PY) -m ruff check --fix .

@@ -26,7 +26,7 @@ from bench._harness import kafka_version
 from bench.lives import Desk
 from bench.proc import cpu_seconds, cpu_tree
 from tests.fixtures.services import run_infra
-from tests.fixtures.stack import free_port, seed
+from tests.fixtures.stack import free_port, metrics_ports, seed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPERATORS = ("op1", "op2", "op3", "op4")
@@ -70,6 +70,7 @@ class BenchStack:
             "KEEPER_PG_PORT": str(pg_port),
             "KEEPER_API_PORT": str(api_port),
             "KEEPER_AGENTS_WEB_PORT": str(free_port()),
+            **metrics_ports(),
             "KAFKA_PORT": str(kafka_port),
             "KAFKA_CONTROLLER_PORT": str(free_port()),
             "KEEPER_WITHOUT": "console reconciler",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 #: A partition as ``(topic, partition)``.
@@ -66,6 +66,8 @@ class GroupSample:
     lag: int
     #: The broker knows the group (it has members or committed offsets).
     exists: bool
+    #: The lag of each partition the group reads (they sum to ``lag``; metrics export them).
+    partition_lag: Mapping[Partition, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.lag >= 0

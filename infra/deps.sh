@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Keeper needs on this machine, and only those that are missing:
 # Python 3.11 with venv, a Java 17 runtime and Maven (for the Kafka broker jars),
-# PostgreSQL, Chromium (payment form e2e tests), and a compose client to validate
+# PostgreSQL, Chromium (payment form e2e tests), Prometheus (promtool checks the alert
+# rules), and a compose client to validate
 # docker-compose.yml. Needs root (or sudo) when something is missing; a no-op otherwise.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 # Headless browser for the payment form's end-to-end tests (Playwright drives it through
 # executable_path; `playwright install` downloads nothing here).
 command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Prometheus (`make observe`) and its promtool, which CI uses to check the alert rules.
+command -v promtool >/dev/null || missing+=(prometheus)
 # Only to validate docker-compose.yml (`docker-compose config`); no engine is needed.
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
   || missing+=(docker-compose)

@@ -40,7 +40,7 @@ COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "
   "callbacks|$PY -m stream_agents.callbacks|log:callbacks .* sending"
   "card-projector|$PY -m stream_agents.card_projector|log:card projector .*card-alerts"
-  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --loop uvloop --http httptools --no-access-log --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz?scope=process"
+  "api|$ROOT/.venv/bin/uvicorn ingest_api.app:app --host 127.0.0.1 --port $API_PORT --loop uvloop --http httptools --no-access-log --log-config $ROOT/infra/logging.json --timeout-graceful-shutdown 5|http://127.0.0.1:$API_PORT/readyz?scope=process"
   "console|$ROOT/.venv/bin/streamlit run ops_console/app.py --server.headless true --server.address 127.0.0.1 --server.port $CONSOLE_PORT --browser.gatherUsageStats false --client.toolbarMode viewer|http://127.0.0.1:$CONSOLE_PORT/_stcore/health"
   "reconciler|$PY -m stream_agents.reconcile --every ${KEEPER_RECONCILE_EVERY_S:-300}|log:reconciling every"
 )
@@ -196,6 +196,15 @@ banner() {
   echo "API:    http://127.0.0.1:$API_PORT  (OpenAPI: /docs, readiness: /readyz)"
   echo "Console: http://127.0.0.1:$CONSOLE_PORT  (operators, admins, analysts; docs/console.md)"
   echo "Agents: http://127.0.0.1:$AGENTS_PORT  (Faust web)"
+  echo "Metrics: /metrics on the API and the agents; projector, card projector, callbacks," \
+    "reconciler on :${KEEPER_METRICS_PROJECTOR_PORT:-9401}-${KEEPER_METRICS_RECONCILER_PORT:-9404}"
+  local prometheus
+  prometheus=$("$ROOT/infra/prometheus/prometheus.sh" url 2>/dev/null || true)
+  if [ -n "$prometheus" ]; then
+    echo "Prometheus: $prometheus  (alerts: $prometheus/alerts; docs/operations.md)"
+  else
+    echo "Prometheus: not running (make observe)"
+  fi
   if [ -f "$STATE/demo-partner.env" ]; then
     echo "Demo partner credentials: $STATE/demo-partner.env (see README, \"Try it\")"
     echo "Demo console users: admin / operator / analyst, password <role>-demo-password" \

@@ -22,7 +22,9 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest_api import metrics
 from ingest_api.errors import error_response
+from telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ def _incoming_id(scope: Scope) -> str:
 
 
 class Admission:
-    """Pure ASGI middleware; ``in_flight`` is read by tests and could be by metrics."""
+    """Pure ASGI middleware; ``in_flight`` is read by tests and by ``/metrics``."""
 
     def __init__(self, app: ASGIApp, max_in_flight: int, retry_after_s: int = 1) -> None:
         if max_in_flight <= 0 or retry_after_s <= 0:
@@ -68,6 +70,7 @@ class Admission:
             *refusal.raw_headers,
             (b"retry-after", str(retry_after_s).encode("ascii")),
         ]
+        metrics.COLLECTOR.admission = self  # requests in flight, read when scraped
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,16 +79,17 @@ class Admission:
         rid = _incoming_id(scope)
         token = request_id.set(rid)
         try:
-            if _exempt(scope["path"]):
-                await self._handle(scope, receive, send, rid)
-            elif self.in_flight >= self.max_in_flight:
-                await self._shed(scope, receive, send, rid)
-            else:
-                self.in_flight += 1
-                try:
+            with logs.bound(request_id=rid):  # every line the request logs carries its id
+                if _exempt(scope["path"]):
                     await self._handle(scope, receive, send, rid)
-                finally:
-                    self.in_flight -= 1
+                elif self.in_flight >= self.max_in_flight:
+                    await self._shed(scope, receive, send, rid)
+                else:
+                    self.in_flight += 1
+                    try:
+                        await self._handle(scope, receive, send, rid)
+                    finally:
+                        self.in_flight -= 1
         finally:
             request_id.reset(token)
 
@@ -115,6 +119,7 @@ class Admission:
         """The refusal is rendered once, at start: shedding must cost next to nothing, or a
         flood of refusals becomes the overload."""
         self.shed += 1
+        metrics.SHED.inc()
         headers = [*self._shed_headers, (b"x-request-id", rid.encode("ascii"))]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": self._shed_body})

@@ -21,7 +21,7 @@ from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
 from db.repositories import users
 from db.repositories.nonces import BatchedNonceStore
-from ingest_api import errors, health
+from ingest_api import errors, health, metrics
 from ingest_api.admission import Admission
 from ingest_api.bus import CommandBus
 from ingest_api.config_view import CardNumbers, ConfigView
@@ -36,6 +36,7 @@ from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
 from ingest_api.signing import Verifier
 from ingest_api.throttle import TooManyAttemptsError, too_many_attempts
+from telemetry.exposition import MetricsSettings
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,11 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
         await _start_feed(running)
         running.start_pipeline_monitor()  # /readyz: are the pipeline's consumers keeping up
         app.state.services = running
+        metrics.watch(running)  # open event streams and consumer lag, read when scraped
         try:
             yield
         finally:
+            metrics.watch(None)
             await running.stop_pipeline_monitor()
             if running.feed is not None:
                 await running.feed.stop()
@@ -153,6 +156,8 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     app.add_middleware(SecurityHeaders)  # outermost: refusals of the size limit get them too
     errors.install(app)
     app.add_exception_handler(TooManyAttemptsError, too_many_attempts)
+    # Outermost middleware, after the error handlers it counts refusals through: /metrics.
+    metrics.install(app, MetricsSettings())
     if settings.docs_public:
         install_docs(app)
     app.include_router(health.router)

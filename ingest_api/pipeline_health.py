@@ -213,11 +213,12 @@ def group_sample(
 ) -> GroupSample:
     """One group's sample: its committed offsets (the log start where it has none yet)."""
     positions: dict[Partition, int] = dict(committed)
-    lag = 0
+    partition_lag: dict[Partition, int] = {}
     for tp in partitions:
         key = (tp.topic, tp.partition)
         position = positions.setdefault(key, starts.get(tp, 0))
-        lag += max(0, ends.get(tp, 0) - position)
+        partition_lag[key] = max(0, ends.get(tp, 0) - position)
+    lag = sum(partition_lag.values())
     count = members.get(group.group_id)
     return GroupSample(
         at_s=at_s,
@@ -227,6 +228,7 @@ def group_sample(
         committed=positions,
         lag=lag,
         exists=bool(committed) or bool(count),
+        partition_lag=partition_lag,
     )
 
 
@@ -294,6 +296,10 @@ class PipelineMonitor:
     def report(self) -> PipelineReport:
         verdicts = tuple(assess(list(h), self._policy) for h in self._history.values() if h)
         return PipelineReport(verdicts, self._sampled_at_s, self._error, self._blind_s())
+
+    def latest(self) -> list[GroupSample]:
+        """The newest sample of each group (what ``/metrics`` exports as lag)."""
+        return [history[-1] for history in self._history.values() if history]
 
     def _blind_s(self) -> float:
         """How long the monitor has gone without a good sample (0 while it sees)."""

@@ -26,6 +26,7 @@ PAGE_ROLES: Final[dict[str, frozenset[str]]] = {
     "card_monitoring": frozenset({OPERATOR, ADMIN, ANALYST}),
     "callbacks": frozenset({OPERATOR, ADMIN}),
     "dead_letters": frozenset({OPERATOR, ADMIN}),
+    "health": frozenset({OPERATOR, ADMIN}),
     "dashboards": frozenset({ANALYST, ADMIN}),
     "partners": frozenset({ADMIN}),
     "api_keys": frozenset({ADMIN}),
@@ -62,6 +63,7 @@ SECTIONS: Final[dict[str, list[tuple[str, str, str, str]]]] = {
         ),
         ("callbacks", "views/callbacks.py", "Callback deliveries", ":material/send:"),
         ("dead_letters", "views/dead_letters.py", "Dead letters", ":material/report:"),
+        ("health", "views/health.py", "System health", ":material/health_and_safety:"),
     ],
     "Analytics": [
         ("dashboards", "views/dashboards.py", "Dashboards", ":material/monitoring:"),

@@ -7,6 +7,8 @@ configures the whole system.
 
 from __future__ import annotations
 
+import os
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,15 @@ class ConsoleSettings(BaseSettings):
     topic_prefix: str = Field(
         "", validation_alias=AliasChoices("KEEPER_CONSOLE_TOPIC_PREFIX", "KEEPER_TOPIC_PREFIX")
     )
+    #: System health (``ops_console.health``): Prometheus's HTTP API when it answers, else
+    #: each process's ``/metrics`` (JSON ``{"api": "http://.../metrics", ...}``; empty: the
+    #: ports ``make run`` uses, from the same variables ``infra/keeper.sh`` reads).
+    prometheus_url: str = Field(
+        default_factory=lambda: (
+            f"http://127.0.0.1:{os.environ.get('KEEPER_PROMETHEUS_PORT', '9090')}"
+        )
+    )
+    metrics_targets: dict[str, str] = Field(default_factory=dict)
     #: Publish configuration changes to the compacted config topics (off: PostgreSQL only).
     publish_config: bool = True
     publish_timeout_s: float = Field(15.0, gt=0)

@@ -17,7 +17,10 @@ import faust
 from schemas.topology import ensure_topics
 from stream_agents.bus import Bus
 from stream_agents.desk import agent as desk
+from stream_agents.desk import metrics
 from stream_agents.settings import AgentSettings
+from telemetry import logs
+from telemetry.exposition import MetricsSettings
 
 
 def create_app(settings: AgentSettings | None = None) -> faust.App:
@@ -38,9 +41,11 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         producer_linger=settings.producer_linger_ms / 1000,
         key_serializer="raw",
         value_serializer="raw",
+        logging_config=logs.dict_config(),  # JSON lines, readable on a terminal (ADR 0009)
     )
     bus = Bus(app, settings)
     desk.install(app, bus, settings)
+    metrics.install(app, settings, MetricsSettings())  # /metrics on the Faust web server
     return app
 
 

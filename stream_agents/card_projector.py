@@ -38,6 +38,7 @@ import schemas  # noqa: F401 - registers every schema with the registry
 from db.repositories import turnover as repo
 from schemas.topics import CARD_ALERTS, CARD_TURNOVER
 from schemas.turnover import CardAlerted, TurnoverUpdated, TurnoverWindows
+from stream_agents import metrics
 from stream_agents.config_publisher import publish_configs
 from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import make_consumer, make_producer, run_process
@@ -157,6 +158,7 @@ async def project_once(
             classify(record, batch, settings.alerts_topic)
     if not batch.offsets:
         return 0
+    started = time.monotonic()
     outcome = await settle(
         lambda items: write_batch(engine, items),
         batch.entries(),
@@ -168,11 +170,19 @@ async def project_once(
     if outcome is None:
         return 0  # stopped during an outage: the batch comes back
     await commit_offsets(consumer, batch.offsets)
+    records = [r for rs in polled.values() for r in rs]
+    metrics.batch_done(
+        "card_projector",
+        metrics.topic_counts(records, settings.topic_prefix),
+        time.monotonic() - started,
+        len(outcome.rejected),
+    )
     return sum(outcome.results)
 
 
 async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Event) -> None:
     engine = projector_engine(settings)
+    metrics.CARDS_ENGINE.engine = engine  # cards near their limits, read when scraped
     consumer = make_consumer(settings, settings.turnover_topic, settings.alerts_topic)
     producer = make_producer(settings)
     letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
@@ -201,7 +211,7 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
 def main() -> None:
     """``python -m stream_agents.card_projector``; exits 2 when halted (a fatal failure)."""
     run_process(
-        "card projector",
+        "card_projector",
         run_card_projector,
         CardProjectorSettings(),
         halted=ConsumerHaltedError,

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.settings import DEFAULT_DATABASE_URL
 from schemas.topics import DEAD_LETTERS, ORDER_EVENTS
+from telemetry import exposition, logs
 
 #: The exit status of a process halted by a fatal failure, one every record would meet (the
 #: database refuses the login, a table is missing): offsets stay uncommitted.
@@ -98,10 +99,9 @@ def make_producer(settings: ConsumerSettings) -> AIOKafkaProducer:
 
 
 def configure_logging() -> None:
-    """INFO and up on stderr, timestamped (``infra/keeper.sh`` waits for start-up lines)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """INFO and up on stderr: JSON lines, readable ones on a terminal (ADR 0009;
+    ``infra/keeper.sh`` waits for start-up lines)."""
+    logs.configure(logging.INFO)
 
 
 SettingsT = TypeVar("SettingsT", bound=ConsumerSettings)
@@ -119,20 +119,23 @@ async def serve(run: Loop[SettingsT], settings: SettingsT) -> None:
 
 
 def run_process(
-    name: str,
+    name: exposition.Process,
     run: Loop[SettingsT],
     settings: SettingsT,
     *,
     halted: type[Exception],
     log: logging.Logger,
 ) -> None:
-    """A process's ``main``: log, :func:`serve`; exit with status 2 when ``halted`` is raised.
+    """A process's ``main``: log, expose its metrics (``name`` is its
+    :data:`telemetry.exposition.Process`), :func:`serve`; exit with status 2 when ``halted``
+    is raised.
 
     ``halted`` is the process's error for a fatal failure (not a poison record, which is
     quarantined; see :mod:`stream_agents.quarantine`): the process
     stops with its offsets uncommitted, so no event is ever skipped.
     """
     configure_logging()
+    exposition.serve(name)
     try:
         asyncio.run(serve(run, settings))
     except halted as exc:

@@ -55,6 +55,7 @@ from db.repositories import dead_letters
 from db.repositories.dead_letters import NewDeadLetter
 from schemas.ledger import LedgerPosted
 from schemas.topics import LEDGER_EVENTS
+from stream_agents import metrics
 from stream_agents.failures import ConsumerHaltedError, describe, is_transient
 from stream_agents.process import (
     ConsumerSettings,
@@ -339,6 +340,13 @@ async def project_once(
     if outcome is None:
         return  # stopped during an outage: leave the offsets, the batch comes back
     await commit_offsets(consumer, batch.offsets)
+    records = [entry.record for entry in batch.entries()] + [r.record for r in batch.rejected]
+    metrics.batch_done(
+        "projector",
+        metrics.topic_counts(records, settings.topic_prefix),
+        time.monotonic() - started,
+        len(outcome.rejected),
+    )
     progress.add(batch, outcome)
     progress.report(batch, len(outcome.rejected), consumer, time.monotonic() - started)
 

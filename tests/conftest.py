@@ -14,4 +14,6 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.console",
     "tests.fixtures.portal",
+    "tests.fixtures.observed",
+    "tests.fixtures.fake_metrics",
 ]

@@ -17,6 +17,7 @@ from db.crypto import SecretBox
 from db.engine import make_engine, session_factory
 from db.repositories import callbacks as repo
 from db.repositories.errors import RepositoryError
+from stream_agents import metrics
 from stream_agents.callbacks.intake import run_intake
 from stream_agents.callbacks.sender import Sender
 from stream_agents.callbacks.settings import CallbackSettings
@@ -52,6 +53,7 @@ async def run_callbacks(
     """
     box = box or SecretBox.from_settings()
     engine = callbacks_engine(settings)
+    metrics.CALLBACKS_ENGINE.engine = engine  # deliveries pending and dead, read when scraped
     sessions = session_factory(engine)
     producer = make_producer(settings)
     client = httpx.AsyncClient(transport=transport, follow_redirects=False)

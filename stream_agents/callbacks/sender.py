@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.crypto import SecretBox
 from db.repositories import callbacks as repo
 from db.repositories.callbacks import DueDelivery
+from stream_agents import metrics
 from stream_agents.callbacks.backoff import next_attempt
 from stream_agents.callbacks.settings import CallbackSettings
 from stream_agents.callbacks.signing import NoSigningSecretError, callback_headers
 from stream_agents.projector import describe, sleep_unless_stopped
+from telemetry import logs
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class Sender:
             return fn(session, *args, **kwargs)
 
     async def deliver(self, item: DueDelivery) -> None:
+        with logs.bound(uid=str(item.order_uid)):
+            await self._deliver(item)
+
+    async def _deliver(self, item: DueDelivery) -> None:
         now = self.clock()
         if not item.projected and now < item.give_up_at:
             until = now + timedelta(seconds=self.settings.not_projected_delay_s)
@@ -102,6 +108,7 @@ class Sender:
             log.info(
                 "callback %s skipped: %s names no callback URL", item.delivery_id, item.partner_id
             )
+            metrics.CALLBACK_DELIVERIES.labels("skipped", item.partner_id).inc()
             return
         status_code, error = await self.attempt(item)
         now = self.clock()
@@ -110,6 +117,7 @@ class Sender:
                 self._write, repo.mark_delivered, item.delivery_id, now, status_code, item.url
             )
             log.info("callback %s delivered (HTTP %d)", item.delivery_id, status_code)
+            metrics.CALLBACK_DELIVERIES.labels("delivered", item.partner_id).inc()
             return
         await self.failed(item, now, status_code, error or "unknown error")
 
@@ -161,6 +169,8 @@ class Sender:
             error=error,
             url=item.url,
         )
+        outcome = "dead" if retry_at is None else "retry"
+        metrics.CALLBACK_DELIVERIES.labels(outcome, item.partner_id).inc()
         if retry_at is None:
             log.warning(
                 "callback %s parked after %d attempts: %s", item.delivery_id, failures, error

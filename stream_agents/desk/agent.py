@@ -43,6 +43,7 @@ from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from schemas.translation import epoch_ms
 from stream_agents.bus import Bus, retry_transient
+from stream_agents.desk import metrics
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
 from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
@@ -134,6 +135,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
             return []
         env, message = accepted
         desk = Desk(batch.child(), cards, rules)
+        before = metrics.entry_before(message, batch)  # a decision's order, for reaction time
         try:
             outputs = desk.run(message, epoch_ms(env.occurred_at))
         except Exception as exc:  # a bug or corrupt state: park the command, keep going
@@ -142,6 +144,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
             return []
         batch.merge(desk.table)
         touched |= desk.touched
+        metrics.observe_step(message, before, outputs, desk.touched)
         return outputs
 
     def write(batch: Overlay) -> None:
@@ -154,6 +157,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         take = cast(faust.Stream[bytes], stream).take_events
         batches = take(settings.desk_batch_max, within=settings.desk_batch_within_s)
         async for events in batches:
+            started = time.perf_counter()
             for group in by_partition(events):
                 batch, touched, outputs = Overlay(readable), set[str](), list[Out]()
                 for event in group:
@@ -164,6 +168,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
                 for uid in touched:
                     deadlines.note(uid, batch.get(order_key(uid)))
                 await bus.send(outputs)
+            metrics.batch_done(len(events), time.perf_counter() - started)
 
     # An expiry in flight is not sent again until the desk had ample time to apply it.
     resend_after_s = max(5.0, 5 * settings.expiry_interval_s)

@@ -30,11 +30,13 @@ from sqlalchemy import Engine
 
 from db.engine import make_engine
 from db.settings import DatabaseSettings
+from stream_agents import metrics
 from stream_agents.reconcile.database import check_database
 from stream_agents.reconcile.kafka import check_kafka
 from stream_agents.reconcile.kafka_state import KafkaState, read_kafka_state
 from stream_agents.reconcile.report import Mismatch, report
 from stream_agents.settings import AgentSettings
+from telemetry import exposition, logs
 
 log = logging.getLogger("stream_agents.reconcile")
 
@@ -118,10 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def periodically(one_pass: Callable[[], Awaitable[list[Mismatch]]], every_s: float) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """The periodic job: a pass every ``every_s``; each pass's mismatches per invariant are
+    the gauge ``keeper_reconcile_mismatches`` (served on ``KEEPER_METRICS_RECONCILER_PORT``)."""
+    logs.configure(logging.INFO)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    exposition.serve("reconciler")
     log.info("reconciling every %.0f s", every_s)
     while True:
         started = time.monotonic()
@@ -129,7 +132,9 @@ async def periodically(one_pass: Callable[[], Awaitable[list[Mismatch]]], every_
             found = await one_pass()
         except Exception:  # a pass that cannot read a source is itself a finding
             log.exception("reconcile pass failed")
+            metrics.RECONCILE_FAILED_PASSES.inc()
         else:
+            metrics.reconciled(m.invariant for m in found)
             if found:
                 log.warning(
                     "reconcile: %d mismatch(es)\n%s", len(found), "\n".join(map(str, found))

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.fixtures.services import port_open, run_infra
+from tests.fixtures.stack import metrics_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +46,7 @@ def running(
         "KEEPER_API_PORT": str(API_PORT),
         "KEEPER_AGENTS_WEB_PORT": str(AGENTS_PORT),
         "KEEPER_CONSOLE_PORT": str(CONSOLE_PORT),
+        **metrics_ports(),
         "KEEPER_AGENTS_APP_ID": name,
         "KEEPER_TOPIC_PREFIX": f"{name}.",
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,

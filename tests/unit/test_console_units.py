@@ -66,6 +66,7 @@ def test_every_page_has_roles_and_a_place():
         "card_monitoring",
         "callbacks",
         "dead_letters",
+        "health",
         "account",
     ]
     assert visible_keys("analyst") == [
