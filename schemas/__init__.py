@@ -3,7 +3,7 @@
 Importing this package registers every schema with :mod:`schemas.registry`.
 """
 
-from schemas import cards, ledger, orders, turnover
+from schemas import cards, ledger, notifications, orders, turnover
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode, encode
 
@@ -15,6 +15,7 @@ __all__ = [
     "decode",
     "encode",
     "ledger",
+    "notifications",
     "orders",
     "turnover",
 ]
