@@ -50,6 +50,7 @@ from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
 from db.models.dead_letters import DeadLetter
 from db.models.ledger import BalanceSnapshot, LedgerPosting
+from db.models.notifications import BankTemplate, Device, Notification
 from db.models.orders import Order, OrderEvent
 from db.models.turnover import CardAlert, CardTurnover
 
@@ -69,6 +70,7 @@ __all__ = [
     "ApiNonce",
     "AuditLog",
     "BalanceSnapshot",
+    "BankTemplate",
     "Base",
     "CallbackDelivery",
     "CallbackSecret",
@@ -81,8 +83,10 @@ __all__ = [
     "CreatedAt",
     "Currency",
     "DeadLetter",
+    "Device",
     "LedgerPosting",
     "Money",
+    "Notification",
     "Order",
     "OrderEvent",
     "Partner",
