@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from db.models import Card, Notification, Order
+from db.models import Card, CardPool, Notification, Order
 from db.repositories import audit
 from db.repositories.errors import InvalidInput, NotFound
 from domain.bank_messages import Parsed
@@ -281,3 +281,24 @@ def suggestions(session: Session, uids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
         Notification.outcome == "suggested", Notification.matched_uid.in_(list(uids))
     )
     return {uid: nid for uid, nid in session.execute(query) if uid is not None}
+
+
+def set_match_policy(session: Session, pool_id: str, policy: str, actor: str) -> None:
+    """A pool's match policy (``auto`` or ``suggest``); audited."""
+    if policy not in ("auto", "suggest"):
+        raise InvalidInput("match policy must be 'auto' or 'suggest'")
+    pool = session.get(CardPool, pool_id, with_for_update=True)
+    if pool is None:
+        raise NotFound(f"pool {pool_id!r} does not exist")
+    before = {"match_policy": pool.match_policy}
+    pool.match_policy = policy
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="pool.match_policy",
+        entity="card_pool",
+        entity_id=pool_id,
+        before=before,
+        after={"match_policy": policy},
+    )
