@@ -169,7 +169,7 @@ def _resolvable(session: Session, notification_id: uuid.UUID) -> Notification:
     return row
 
 
-def dismiss(session: Session, notification_id: uuid.UUID, reason: str, actor: str) -> None:
+def dismiss(session: Session, notification_id: uuid.UUID, reason: str, actor: str) -> bool:
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON_CHARS:
         raise InvalidInput(f"a dismissal needs a reason of 1..{MAX_REASON_CHARS} characters")
@@ -187,6 +187,7 @@ def dismiss(session: Session, notification_id: uuid.UUID, reason: str, actor: st
         before=before,
         after={"outcome": "dismissed", "reason": reason},
     )
+    return True
 
 
 def attach(session: Session, notification_id: uuid.UUID, uid: uuid.UUID, actor: str) -> Resolution:
@@ -283,7 +284,7 @@ def suggestions(session: Session, uids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
     return {uid: nid for uid, nid in session.execute(query) if uid is not None}
 
 
-def set_match_policy(session: Session, pool_id: str, policy: str, actor: str) -> None:
+def set_match_policy(session: Session, pool_id: str, policy: str, actor: str) -> bool:
     """A pool's match policy (``auto`` or ``suggest``); audited."""
     if policy not in ("auto", "suggest"):
         raise InvalidInput("match policy must be 'auto' or 'suggest'")
@@ -302,3 +303,10 @@ def set_match_policy(session: Session, pool_id: str, policy: str, actor: str) ->
         before=before,
         after={"match_policy": policy},
     )
+    return True
+
+
+def pool_policies(session: Session) -> dict[str, str]:
+    """Each pool's match policy, by pool id."""
+    rows = session.execute(select(CardPool.id, CardPool.match_policy).order_by(CardPool.id))
+    return {pool_id: policy for pool_id, policy in rows}
