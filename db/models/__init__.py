@@ -50,7 +50,7 @@ from db.models.callbacks import CallbackDelivery, CallbackSecret
 from db.models.config import Card, CardPool, Partner
 from db.models.dead_letters import DeadLetter
 from db.models.ledger import BalanceSnapshot, LedgerPosting
-from db.models.notifications import BankTemplate, Device, Notification
+from db.models.notifications import BankTemplate, Device, Notification, NotificationParse
 from db.models.orders import Order, OrderEvent
 from db.models.turnover import CardAlert, CardTurnover
 
@@ -87,6 +87,7 @@ __all__ = [
     "LedgerPosting",
     "Money",
     "Notification",
+    "NotificationParse",
     "Order",
     "OrderEvent",
     "Partner",

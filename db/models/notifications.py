@@ -26,7 +26,6 @@ from db.models.base import (
 
 MESSAGE_KINDS = ("credit", "debit", "refused")
 MATCH_POLICIES = ("auto", "suggest")
-PARSE_STATUSES = ("parsed", "unparsed")
 #: ``received``: a parsed credit sent to the desk; ``ignored``: parsed, not a credit;
 #: ``unparsed``: no template read it; then what the desk decided (``approved``, ``suggested``,
 #: ``unmatched``) and what an operator did with an unmatched one (``attached``, ``dismissed``).
@@ -100,20 +99,14 @@ class Device(Base):
 
 
 class Notification(Base):
-    """One bank message as a device forwarded it, how it parsed, and what became of it."""
+    """One bank message as a device forwarded it, and what became of it. What a template
+    read from it is in :class:`NotificationParse` (none when no template read it)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("device_id", "device_notification_id"),
         UniqueConstraint("card_id", "content_hash"),
-        CheckConstraint(one_of("parse_status", PARSE_STATUSES), name="parse_status"),
-        CheckConstraint(one_of("kind", MESSAGE_KINDS), name="kind"),
         CheckConstraint(one_of("outcome", NOTIFICATION_OUTCOMES), name="outcome"),
-        CheckConstraint(matches("currency", CURRENCY_PATTERN), name="currency_iso4217"),
-        CheckConstraint("amount_minor > 0", name="amount_positive"),
-        CheckConstraint(
-            "(parse_status = 'parsed') = (amount_minor IS NOT NULL)", name="parsed_has_amount"
-        ),
         Index("ix_notifications_outcome_stored_at", "outcome", "stored_at"),
         Index("ix_notifications_matched_uid", "matched_uid"),
     )
@@ -127,17 +120,31 @@ class Notification(Base):
     sender: Mapped[str]
     received_at: Mapped[datetime]
     stored_at: Mapped[CreatedAt]
-    parse_status: Mapped[str]
-    template_id: Mapped[str | None]
-    kind: Mapped[str | None]
-    amount_minor: Mapped[Money | None]
-    currency: Mapped[Currency | None]
-    tail: Mapped[str | None]
-    balance_minor: Mapped[Money | None]
-    counterparty: Mapped[str | None]
     outcome: Mapped[str]
     matched_uid: Mapped[uuid.UUID | None]
     reason: Mapped[str | None]
     settled_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None]
     resolved_at: Mapped[datetime | None]
+
+
+class NotificationParse(Base):
+    """What a template read from a notification (the balance after it stays in the raw
+    text: it is shown, never computed with)."""
+
+    __tablename__ = "notification_parses"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", MESSAGE_KINDS), name="kind"),
+        CheckConstraint(matches("currency", CURRENCY_PATTERN), name="currency_iso4217"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id"), primary_key=True
+    )
+    template_id: Mapped[str]
+    kind: Mapped[str]
+    amount_minor: Mapped[Money]
+    currency: Mapped[Currency]
+    tail: Mapped[str | None]
+    counterparty: Mapped[str | None]

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from db.models import Card, CardPool, Notification, Order
+from db.models import Card, CardPool, Notification, NotificationParse, Order
 from db.repositories import audit
 from db.repositories.errors import InvalidInput, NotFound
 from domain.bank_messages import Parsed
@@ -84,23 +84,25 @@ def store(session: Session, new: NewNotification) -> Stored:
         "raw_text": new.text,
         "sender": new.sender,
         "received_at": new.received_at,
-        "parse_status": "unparsed" if parsed is None else "parsed",
         "outcome": outcome_at_intake(parsed),
     }
-    if parsed is not None:
-        values |= {
-            "template_id": parsed.template_id,
-            "kind": parsed.kind.value,
-            "amount_minor": parsed.amount_minor,
-            "currency": parsed.currency,
-            "tail": parsed.tail,
-            "balance_minor": parsed.balance_minor,
-            "counterparty": parsed.counterparty,
-        }
     inserted = session.execute(
         pg_insert(Notification).values(**values).on_conflict_do_nothing().returning(Notification.id)
     ).scalar_one_or_none()
     if inserted is not None:
+        if parsed is not None:
+            session.add(
+                NotificationParse(
+                    notification_id=inserted,
+                    template_id=parsed.template_id,
+                    kind=parsed.kind.value,
+                    amount_minor=parsed.amount_minor,
+                    currency=parsed.currency,
+                    tail=parsed.tail,
+                    counterparty=parsed.counterparty,
+                )
+            )
+            session.flush()
         return Stored(inserted, True, values["outcome"])
     same = (Notification.device_id == new.device_id) & (
         Notification.device_notification_id == new.device_notification_id
@@ -196,7 +198,8 @@ def attach(session: Session, notification_id: uuid.UUID, uid: uuid.UUID, actor: 
     order = session.get(Order, uid)
     if order is None:
         raise NotFound(f"order {uid} does not exist")
-    if order.card_id != row.card_id or order.amount_minor != row.amount_minor:
+    parse = session.get(NotificationParse, notification_id)
+    if parse is None or order.card_id != row.card_id or order.amount_minor != parse.amount_minor:
         raise InvalidInput("the order is on another card or of another amount")
     before = {"outcome": row.outcome, "matched_uid": row.matched_uid}
     row.outcome, row.matched_uid, row.resolved_by = "attached", uid, actor
@@ -239,8 +242,9 @@ class NotificationFilter:
 def recent(session: Session, filters: NotificationFilter) -> list[dict[str, Any]]:
     """Notifications, newest first, for the console (raw text, parse, outcome, order)."""
     query = (
-        select(Notification, Card.pan_masked)
+        select(Notification, NotificationParse, Card.pan_masked)
         .join(Card, Card.id == Notification.card_id)
+        .outerjoin(NotificationParse, NotificationParse.notification_id == Notification.id)
         .order_by(Notification.stored_at.desc())
         .limit(max(1, min(filters.limit, 1000)))
     )
@@ -251,7 +255,7 @@ def recent(session: Session, filters: NotificationFilter) -> list[dict[str, Any]
     if filters.card_id:
         query = query.where(Notification.card_id == uuid.UUID(filters.card_id))
     rows = []
-    for row, pan_masked in session.execute(query):
+    for row, parse, pan_masked in session.execute(query):
         rows.append(
             {
                 "id": row.id,
@@ -261,11 +265,11 @@ def recent(session: Session, filters: NotificationFilter) -> list[dict[str, Any]
                 "card": pan_masked,
                 "sender": row.sender,
                 "text": row.raw_text,
-                "parse": row.parse_status,
-                "template": row.template_id,
-                "kind": row.kind,
-                "amount_minor": row.amount_minor,
-                "currency": row.currency,
+                "parse": "unparsed" if parse is None else "parsed",
+                "template": None if parse is None else parse.template_id,
+                "kind": None if parse is None else parse.kind,
+                "amount_minor": None if parse is None else parse.amount_minor,
+                "currency": None if parse is None else parse.currency,
                 "outcome": row.outcome,
                 "order": row.matched_uid,
                 "reason": row.reason,

@@ -6,7 +6,8 @@
 * ``devices`` -- phones that forward a card's bank messages, each with its own sealed
   credential; at most one active device per card;
 * ``notifications`` -- every message a device forwarded, idempotent by device and device-side
-  id, then by card and content hash; its parse and what became of it (ADR 0010);
+  id, then by card and content hash, and what became of it (ADR 0010); what a template read
+  from it in ``notification_parses``;
 * ``card_pools.match_policy`` -- ``auto`` (the system approves a match) or ``suggest``.
 
 Self-contained like 0001: it does not import ``db.models``.
@@ -199,14 +200,6 @@ def upgrade() -> None:
         sa.Column("sender", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("stored_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
-        sa.Column("parse_status", sa.Text(), nullable=False),
-        sa.Column("template_id", sa.Text(), nullable=True),
-        sa.Column("kind", sa.Text(), nullable=True),
-        sa.Column("amount_minor", sa.BigInteger(), nullable=True),
-        sa.Column("currency", sa.CHAR(3), nullable=True),
-        sa.Column("tail", sa.Text(), nullable=True),
-        sa.Column("balance_minor", sa.BigInteger(), nullable=True),
-        sa.Column("counterparty", sa.Text(), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("matched_uid", sa.Uuid(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
@@ -226,25 +219,35 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "card_id", "content_hash", name="uq_notifications_card_id_content_hash"
         ),
-        sa.CheckConstraint(
-            "parse_status IN ('parsed', 'unparsed')", name=op.f("ck_notifications_parse_status")
-        ),
-        sa.CheckConstraint(f"kind IN {_KINDS}", name=op.f("ck_notifications_kind")),
         sa.CheckConstraint(f"outcome IN {outcomes}", name=op.f("ck_notifications_outcome")),
-        sa.CheckConstraint(
-            "currency ~ '^[A-Z]{3}$'", name=op.f("ck_notifications_currency_iso4217")
+    )
+    op.create_table(
+        "notification_parses",
+        sa.Column("notification_id", sa.Uuid(), nullable=False),
+        sa.Column("template_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.CHAR(3), nullable=False),
+        sa.Column("tail", sa.Text(), nullable=True),
+        sa.Column("counterparty", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("notification_id", name="pk_notification_parses"),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            name="fk_notification_parses_notification_id_notifications",
         ),
-        sa.CheckConstraint("amount_minor > 0", name=op.f("ck_notifications_amount_positive")),
+        sa.CheckConstraint(f"kind IN {_KINDS}", name=op.f("ck_notification_parses_kind")),
         sa.CheckConstraint(
-            "(parse_status = 'parsed') = (amount_minor IS NOT NULL)",
-            name=op.f("ck_notifications_parsed_has_amount"),
+            "currency ~ '^[A-Z]{3}$'", name=op.f("ck_notification_parses_currency_iso4217")
         ),
+        sa.CheckConstraint("amount_minor > 0", name=op.f("ck_notification_parses_amount_positive")),
     )
     op.create_index("ix_notifications_outcome_stored_at", "notifications", ["outcome", "stored_at"])
     op.create_index("ix_notifications_matched_uid", "notifications", ["matched_uid"])
 
 
 def downgrade() -> None:
+    op.drop_table("notification_parses")
     op.drop_table("notifications")
     op.drop_table("devices")
     op.drop_table("bank_templates")
