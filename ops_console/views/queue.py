@@ -92,6 +92,8 @@ def live_queue() -> None:
                     f"bank notification {row.suggested_by}",
                     selection_key=OPEN_KEY,
                 )
+        elif row.unmatched_credit:  # a credit on the card matched nothing: why not automatic
+            cells[5].markdown(f":orange-badge[bank credit unmatched: {row.unmatched_credit}]")
         else:
             cells[5].write(row.payer_card_masked or "—")
         if cells[6].button("Open", key=f"open_{row.uid}"):
