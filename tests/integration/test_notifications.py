@@ -14,12 +14,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from db.crypto import SecretBox
 from db.repositories import devices, notifications
 from ingest_api.client import KeeperAuth
 from ingest_api.signing import signed_headers
-from stream_agents.card_projector import CardProjectorSettings, run_card_projector
+from stream_agents.card_projector import (
+    CardProjectorSettings,
+    report_silent_devices,
+    run_card_projector,
+)
+from stream_agents.process import make_producer
 from tests.fixtures.system import POOL, System, stop_quietly, uid_of
 
 pytestmark = pytest.mark.integration
@@ -226,4 +232,41 @@ async def test_a_heartbeat_records_the_device_as_heard(system: System) -> None:
     assert answer.json()["card_id"] == card_id
     [row] = system.sql("SELECT last_seen_at FROM devices WHERE id = 'phone-e'")
     assert row.last_seen_at is not None
+    await phone.aclose()
+
+
+async def test_a_silent_device_takes_its_card_out_of_rotation_until_heard_again(
+    system: System,
+) -> None:
+    card_a, card_b = system.card_ids
+    phone = register(system, "phone-s", card_a)
+    with system.engine.begin() as conn:  # registered two hours ago and never heard since
+        conn.execute(
+            text("UPDATE devices SET created_at = now() - interval '2 hours' WHERE id = 'phone-s'")
+        )
+    settings = CardProjectorSettings(
+        kafka_bootstrap_servers=system.kafka_bootstrap,
+        database_url=system.database_url,
+        topic_prefix=system.topic_prefix,
+        device_silent_after_s=600,
+    )
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        assert await report_silent_devices(system.engine, producer, settings) == 1
+        assert await report_silent_devices(system.engine, producer, settings) == 0  # told once
+    finally:
+        await producer.stop()
+    [(silent_since,)] = system.sql("SELECT silent_since FROM devices WHERE id = 'phone-s'")
+    assert silent_since is not None
+
+    placed = [(await deposit(system, amount))[1] for amount in (10_100, 10_200, 10_300)]
+    assert placed == [card_b] * 3  # the silent device's card is handed out no more
+
+    beat = await phone.post("/v1/devices/heartbeat")
+    assert beat.status_code == 200, beat.text
+    [(silent_since,)] = system.sql("SELECT silent_since FROM devices WHERE id = 'phone-s'")
+    assert silent_since is None
+    _, card = await deposit(system, 10_400)
+    assert card == card_a  # heard again: back in rotation (and the least loaded card)
     await phone.aclose()
