@@ -73,20 +73,21 @@ class DeviceAuth:
     keys: DeviceKeys
 
 
-def device_auth(services: Services) -> DeviceAuth:
-    """The process's device verifier (built once, beside the partners')."""
-    found: DeviceAuth | None = getattr(services, "_device_auth", None)
+def device_auth(request: Request, services: Services) -> DeviceAuth:
+    """The app's device verifier (built on first use, beside the partners', over the same
+    nonce store), kept in ``app.state``."""
+    state = request.app.state
+    found: DeviceAuth | None = getattr(state, "device_auth", None)
     if found is None:
         keys = DeviceKeys(services)
         nonces = services.nonces or PgNonceStore(services.sessions)
-        found = DeviceAuth(Verifier(keys, nonces), keys)
-        services._device_auth = found  # type: ignore[attr-defined]
+        found = state.device_auth = DeviceAuth(Verifier(keys, nonces), keys)
     return found
 
 
 async def current_device(request: Request, services: ServicesDep) -> DeviceKey:
     """Verify the device's signature (as partners sign) and record that it was heard."""
-    auth = device_auth(services)
+    auth = device_auth(request, services)
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     try:
         signed = await auth.verifier.verify(
@@ -182,16 +183,18 @@ class NotificationPublic(BaseModel):
     parsed: ParsedPublic | None
 
 
+@dataclass
 class _Templates:
-    compiled: list[Compiled] = []
+    compiled: list[Compiled]
     read_at: float = -1e9
 
 
-async def templates(services: Services) -> list[Compiled]:
-    cache: _Templates | None = getattr(services, "_templates", None)
+async def templates(request: Request, services: Services) -> list[Compiled]:
+    """The compiled templates, re-read at most every ``TEMPLATES_TTL_S`` (``app.state``)."""
+    state = request.app.state
+    cache: _Templates | None = getattr(state, "bank_templates", None)
     if cache is None:
-        cache = _Templates()
-        services._templates = cache  # type: ignore[attr-defined]
+        cache = state.bank_templates = _Templates([])
     if time.monotonic() - cache.read_at >= TEMPLATES_TTL_S:
         cache.compiled = await services.db(bank_templates.compiled_templates)
         cache.read_at = time.monotonic()
@@ -234,7 +237,11 @@ def _policy(session: Session, card_id: str) -> MatchPolicy:
     },
 )
 async def post_notification(
-    body: NotificationCreate, device: CurrentDevice, services: ServicesDep, response: Response
+    body: NotificationCreate,
+    device: CurrentDevice,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
 ) -> NotificationPublic:
     """Stored once; a parsed credit is matched by the card's desk to the open deposit it
     pays (ADR 0010). Nothing is stored when the request is refused."""
@@ -242,7 +249,7 @@ async def post_notification(
         raise ApiError(403, "device_card_mismatch", "this device forwards another card")
     if body.received_at > datetime.now(UTC) + timedelta(seconds=MAX_FUTURE_S):
         raise ApiError(422, "received_at_in_future", "received_at is ahead of the server clock")
-    parsed = _read(body.text, body.sender, await templates(services))
+    parsed = _read(body.text, body.sender, await templates(request, services))
     new = notifications.NewNotification(
         device_id=device.device_id,
         card_id=device.card_id,
