@@ -144,7 +144,7 @@ def settle(session: Session, settled: Sequence[NotificationSettled]) -> int:
                 action="order.approve",
                 entity="order",
                 entity_id=str(item.uid),
-                before={"status": "processing"},
+                before=None,
                 after={
                     "status": "approved",
                     "decider": f"device:{item.device_id}",
