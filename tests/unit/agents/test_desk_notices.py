@@ -4,11 +4,14 @@ ends as without it; a silent device takes its card out of rotation."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.orders import OrderStatus
 from schemas import ledger as wl
@@ -278,3 +281,46 @@ def test_with_every_device_silent_a_deposit_is_declined_for_want_of_a_card() -> 
     [declined] = [o.message for o in outputs]
     assert isinstance(declined, w.OrderDeclined)
     assert declined.order.decline_reason == "no_requisite"
+
+
+# --- the match rule, for any card ---------------------------------------------------------------
+
+
+@functools.cache
+def _opened_entry() -> dict[str, Any]:
+    _, table = opened()
+    return next(v for k, v in table.items() if k.startswith("order/"))
+
+
+def _entry(uid: str, amount_minor: int, status: OrderStatus) -> OrderEntry:
+    """An open deposit on card-1 created at T0 (the opened one's entry, renamed)."""
+    changes = {"uid": uid, "amount_minor": amount_minor, "fee_minor": 0, "status": status}
+    return OrderEntry.from_json({**_opened_entry(), **changes})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    amounts=st.lists(st.integers(100, 10_000), min_size=0, max_size=6, unique=True),
+    pick=st.integers(0, 7),
+    other=st.integers(100, 10_000),
+    statuses=st.lists(st.sampled_from([OrderStatus.NEW, OrderStatus.PROCESSING]), min_size=6),
+    offset_ms=st.integers(-60_000, TTL_MS + 2 * GRACE_MS),
+)
+def test_a_credit_matches_exactly_the_open_order_of_its_amount_within_its_window(
+    amounts: list[int], pick: int, other: int, statuses: list[OrderStatus], offset_ms: int
+) -> None:
+    credit = amounts[pick] if pick < len(amounts) else other  # mostly an amount on the card
+    found = {f"u{i}": _entry(f"u{i}", amount, statuses[i]) for i, amount in enumerate(amounts)}
+    slot = {"open": {uid: [e.order.amount_minor, T0] for uid, e in found.items()}}
+    notice = notification(credit, received_at_ms=T0 + offset_ms)
+    decision = decide(notice, slot, found.get)
+    paying = [e for e in found.values() if e.order.amount_minor == credit]
+    if not paying:
+        assert decision == Decision(wn.Outcome.UNMATCHED, reason=wn.Unmatched.NO_OPEN_ORDER)
+        return
+    [order] = paying  # the unique-amount rule: at most one per card
+    end = T0 + TTL_MS if order.order.status is OrderStatus.NEW else T0 + TTL_MS + GRACE_MS + 1
+    if T0 <= T0 + offset_ms < end:
+        assert decision == Decision(wn.Outcome.APPROVED, order.order.uid)
+    else:
+        assert decision == Decision(wn.Outcome.UNMATCHED, reason=wn.Unmatched.OUTSIDE_WINDOW)
