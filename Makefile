@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform screens-payform check fmt clean \
+        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform bench-notifications screens-payform check fmt clean \
         observe observe-down
 
 help: ## List the targets
@@ -96,6 +96,9 @@ bench-quick: $(STAMP) ## The same, one short search (under 3 minutes; a smoke te
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
 	$(PY) bench/payform_latency.py --runs 100
+
+bench-notifications: $(STAMP) ## Bank notifications: share confirmed with no person, notification → approved p50/p99 into docs/benchmarks.md
+	$(PY) bench/notification_latency.py --runs 40 --mismatch-every 4
 
 screens-payform: $(STAMP) ## Regenerate the payment form screenshots (docs/screens/pay-*.png)
 	$(PY) bench/payform_screens.py

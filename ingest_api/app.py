@@ -30,7 +30,7 @@ from ingest_api.key_ring import KeyRing
 from ingest_api.limits import BodySizeLimit
 from ingest_api.payform.feed import OrderFeed
 from ingest_api.rate_limit import PartnerLimiter, Rate
-from ingest_api.routes import disputes, operator, partner, pay_page, payer
+from ingest_api.routes import devices, disputes, operator, partner, pay_page, payer
 from ingest_api.security import SecurityHeaders, install_docs
 from ingest_api.session_cache import SessionCache
 from ingest_api.settings import ApiSettings
@@ -47,6 +47,8 @@ Keeper takes deposits from, and pays withdrawals to, the customers of partner se
   *docs/partner-api.md*.
 * **Payer** endpoints (`/v1/pay/...`) back the payment form (`/pay/{uid}`, with live status
   pushed as Server-Sent Events); the order id is the capability.
+* **Device** endpoints (`/v1/devices/...`) take the bank notifications a card's phone
+  forwards; devices sign like partners, with their own credential; see *docs/devices.md*.
 * **Console** endpoints (`/v1/auth/...`, `/v1/operator/...`) take a bearer session token;
   sign-in is throttled per username and per address (`429 too_many_attempts`, `Retry-After`).
 
@@ -168,6 +170,7 @@ def create_app(settings: ApiSettings | None = None, services: Services | None = 
     app.include_router(disputes.partner_router)
     app.include_router(disputes.payer_router)
     app.include_router(disputes.console_router)
+    app.include_router(devices.router)
     return app
 
 

@@ -28,6 +28,9 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, gt=0)
     #: How long operators have to settle a dispute (``domain.disputes``); 24 h by default.
     dispute_deadline_s: int = Field(24 * 3600, gt=0)
+    #: A bank notification still pays a deposit the payer confirmed if the phone received it
+    #: at most this long after the order's expiry (ADR 0010).
+    notification_grace_s: float = Field(120.0, ge=0, le=24 * 3600)
     public_base_url: str = "http://127.0.0.1:8000"
     topic_prefix: str = ""
     create_wait_s: float = Field(5.0, gt=0, description="wait this long for a card or a hold")

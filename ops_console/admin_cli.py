@@ -12,6 +12,7 @@
         --password-env ACME_PW                        # a partner portal user of acme
     python -m ops_console.admin_cli publish-config      # every partner and card to Kafka
     python -m ops_console.admin_cli seed-demo           # idempotent demo data
+    python -m ops_console.admin_cli register-device phone-1 --card <card id>  # ADR 0010
 
 Secrets never travel on the command line, where ``ps`` and shell history would keep them: a
 card number or a password is read from stdin (or a no-echo prompt on a terminal), a password
@@ -58,6 +59,7 @@ from db.repositories import api_keys, cards, partners, users
 from db.repositories.errors import RepositoryError
 from db.settings import DEFAULT_DATABASE_URL
 from domain.text import IDENTIFIER, LABEL, SECRET, InvalidText, TextRule, check_text, text_violation
+from ops_console import admin_devices
 from schemas.cards import CardConfigured, PartnerConfigured
 from stream_agents.config_publisher import PublishReport, publish_configs_sync
 
@@ -540,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("publish-config", help="publish every partner and card config")
     sub.set_defaults(run=cmd_publish_config)
+
+    admin_devices.add_commands(commands, ID, TEXT)  # bank notifications (ADR 0010)
 
     sub = commands.add_parser("seed-demo", help="create demo data (idempotent)")
     sub.add_argument("--env-file", type=Path, default=DEMO_ENV_FILE)

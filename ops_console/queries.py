@@ -26,19 +26,31 @@ def frame(engine: Engine, sql: str, **params: Any) -> pd.DataFrame:
 
 def queue(engine: Engine) -> pd.DataFrame:
     """Orders awaiting a decision, oldest wait first; ``waiting_since`` is when the payer
-    confirmed (the ``payment_confirmed`` event), else the order's last change."""
+    confirmed (the ``payment_confirmed`` event), else the order's last change;
+    ``suggested_by``: the bank notification matched to it under a ``suggest`` pool;
+    ``unmatched_credit``: why a credit on its card since it was created matched nothing
+    (the reason it was not confirmed automatically)."""
     return frame(
         engine,
         """
         SELECT o.uid::text AS uid, o.partner_id, o.partner_order_id, o.direction,
                o.amount_minor, o.currency, c.pan_masked AS card, o.payer_card_masked,
-               o.created_at, COALESCE(e.occurred_at, o.updated_at) AS waiting_since
+               o.created_at, COALESCE(e.occurred_at, o.updated_at) AS waiting_since,
+               n.id::text AS suggested_by, u.reason AS unmatched_credit
         FROM orders o
         LEFT JOIN cards c ON c.id = o.card_id
         LEFT JOIN LATERAL (
             SELECT occurred_at FROM order_events
             WHERE order_uid = o.uid AND type = 'order.payment_confirmed'
             ORDER BY seq DESC LIMIT 1) e ON true
+        LEFT JOIN LATERAL (
+            SELECT id FROM notifications
+            WHERE matched_uid = o.uid AND outcome = 'suggested'
+            ORDER BY stored_at LIMIT 1) n ON true
+        LEFT JOIN LATERAL (
+            SELECT reason FROM notifications
+            WHERE card_id = o.card_id AND outcome = 'unmatched' AND received_at >= o.created_at
+            ORDER BY stored_at DESC LIMIT 1) u ON o.direction = 'deposit'
         WHERE o.status = 'processing'
         ORDER BY waiting_since, o.uid
         LIMIT :limit

@@ -3,7 +3,7 @@
 Importing this package registers every schema with :mod:`schemas.registry`.
 """
 
-from schemas import cards, disputes, ledger, orders, turnover
+from schemas import cards, disputes, ledger, notifications, orders, turnover
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode, encode
 
@@ -16,6 +16,7 @@ __all__ = [
     "disputes",
     "encode",
     "ledger",
+    "notifications",
     "orders",
     "turnover",
 ]

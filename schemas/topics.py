@@ -64,6 +64,11 @@ CARD_ALERTS = TopicSpec(
     retention_ms=90 * 24 * 3600 * 1000,  # PostgreSQL keeps them for analysts
     doc="limit shares reached, automatic holidays, expiry",
 )
+NOTIFICATION_OUTCOMES = TopicSpec(
+    "notification-outcomes",
+    key="notification_id",
+    doc="what the desks decided about bank notifications (matched, suggested, unmatched)",
+)
 DEAD_LETTERS = TopicSpec("dead-letters", key="source", partitions=1, doc="undecodable messages")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -74,5 +79,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CONFIG_CARDS,
     CARD_TURNOVER,
     CARD_ALERTS,
+    NOTIFICATION_OUTCOMES,
     DEAD_LETTERS,
 )

@@ -13,6 +13,12 @@ exactly-once effects:
   extends ``cards.holiday_until`` (audited, by ``system:card-monitor``): the pool agent
   already stopped handing the card out when the monitor sent it ``card.pause``.
 
+It also writes what the desks decided about bank notifications (``notification-outcomes``,
+:func:`db.repositories.notifications.settle`: once per notification, an approval audited with
+the device as actor), and every ``device_sweep_interval_s`` reports to each card's desk the
+devices unheard for longer than ``device_silent_after_s`` (``device.health``, ADR 0010): the
+desk stops handing their cards out until the API hears them again.
+
 Every ``expiry_sweep_interval_s`` it also sweeps the cards (:func:`sweep_expiry`): cards
 expiring within ``expiry_horizon_days`` get an ``expiring_soon`` alert, expired ones are
 retired and their configuration republished to ``config-cards`` (the pool agent never
@@ -24,19 +30,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 import schemas  # noqa: F401 - registers every schema with the registry
+from db.repositories import devices as devices_repo
+from db.repositories import notifications as notifications_repo
 from db.repositories import turnover as repo
-from schemas.topics import CARD_ALERTS, CARD_TURNOVER
+from schemas.notifications import DeviceHealth, NotificationSettled
+from schemas.registry import encode
+from schemas.topics import CARD_ALERTS, CARD_TURNOVER, NOTIFICATION_OUTCOMES, ORDER_COMMANDS
+from schemas.translation import epoch_ms
 from schemas.turnover import CardAlerted, TurnoverUpdated, TurnoverWindows
 from stream_agents import metrics
 from stream_agents.config_publisher import publish_configs
@@ -48,7 +61,7 @@ from stream_agents.wire import epoch_ms_now
 
 log = logging.getLogger(__name__)
 
-CardItem = TurnoverUpdated | CardAlerted
+CardItem = TurnoverUpdated | CardAlerted | NotificationSettled
 
 
 class CardProjectorSettings(ProjectorSettings):
@@ -67,6 +80,10 @@ class CardProjectorSettings(ProjectorSettings):
     expiry_horizon_days: int = Field(30, ge=0, le=3660)
     #: How often expiry is swept; 0 switches the sweep off.
     expiry_sweep_interval_s: float = Field(3600.0, ge=0)
+    #: A device unheard for longer than this takes its card out of rotation (ADR 0010);
+    #: checked every ``device_sweep_interval_s`` (0 switches the check off).
+    device_silent_after_s: float = Field(600.0, gt=0)
+    device_sweep_interval_s: float = Field(30.0, ge=0)
 
     @property
     def turnover_topic(self) -> str:
@@ -76,17 +93,27 @@ class CardProjectorSettings(ProjectorSettings):
     def alerts_topic(self) -> str:
         return self.topic_prefix + CARD_ALERTS.name
 
+    @property
+    def outcomes_topic(self) -> str:
+        return self.topic_prefix + NOTIFICATION_OUTCOMES.name
+
+    @property
+    def commands_topic(self) -> str:
+        return self.topic_prefix + ORDER_COMMANDS.name
+
 
 @dataclass(slots=True)
 class CardBatch:
     windows: list[Entry[TurnoverUpdated]] = field(default_factory=list)
     alerts: list[Entry[CardAlerted]] = field(default_factory=list)
+    outcomes: list[Entry[NotificationSettled]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
 
     def entries(self) -> list[Entry[CardItem]]:
-        """Windows, then alerts (in one transaction, as they were before isolation)."""
-        return [*self.windows, *self.alerts]
+        """Windows, alerts, then notification outcomes (in one transaction, as they were
+        before isolation)."""
+        return [*self.windows, *self.alerts, *self.outcomes]
 
 
 def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topic: str) -> None:
@@ -95,7 +122,9 @@ def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topi
         batch.rejected.append(Rejected(record, decoded))
         return
     env, message = decoded
-    if record.topic == alerts_topic and isinstance(message, CardAlerted):
+    if isinstance(message, NotificationSettled):
+        batch.outcomes.append(Entry(record, message))
+    elif record.topic == alerts_topic and isinstance(message, CardAlerted):
         batch.alerts.append(Entry(record, message))
     elif record.topic != alerts_topic and isinstance(message, TurnoverUpdated):
         batch.windows.append(Entry(record, message))
@@ -109,11 +138,13 @@ def write_batch(engine: Engine, items: Sequence[CardItem]) -> int:
     """One transaction: windows, alerts, holidays. Returns the rows written."""
     windows = [item for item in items if isinstance(item, TurnoverUpdated)]
     alerts = [item for item in items if isinstance(item, CardAlerted)]
+    outcomes = [item for item in items if isinstance(item, NotificationSettled)]
     with Session(engine) as session, session.begin():
         conn = session.connection()
         written = repo.upsert_turnover(conn, windows)
         written += repo.insert_alerts(conn, [repo.alert_row(a) for a in alerts])
         repo.extend_holidays(session, alerts)
+        written += notifications_repo.settle(session, outcomes)
     return written
 
 
@@ -139,6 +170,41 @@ async def sweep_and_publish(engine: Engine, settings: CardProjectorSettings) -> 
         result.expired_alerts,
     )
     return result
+
+
+async def report_silent_devices(
+    engine: Engine, producer: AIOKafkaProducer, settings: CardProjectorSettings
+) -> int:
+    """Tell each card's desk about its devices that fell silent (``device.health``), then
+    record that they were told; a failed send leaves them to the next sweep."""
+    now = datetime.now(UTC)
+
+    def sweep_devices(session: Session) -> list[devices_repo.SilentDevice]:
+        return devices_repo.newly_silent(session, now, settings.device_silent_after_s)
+
+    with Session(engine) as session, session.begin():
+        silent = sweep_devices(session)
+        sends = []
+        for device in silent:
+            health = DeviceHealth(
+                pool_id=device.pool_id,
+                card_id=device.card_id,
+                device_id=device.device_id,
+                silent=True,
+                at_ms=epoch_ms(device.silent_at),
+            )
+            value = encode(health, message_id=uuid.uuid5(_HEALTH_IDS, f"{device}"))
+            key = health.message_key().encode()
+            sends.append(await producer.send(settings.commands_topic, key=key, value=value))
+        await asyncio.gather(*sends)
+        devices_repo.mark_silent(session, silent)
+    if silent:
+        log.info("device sweep: %d device(s) silent, their cards out of rotation", len(silent))
+    return len(silent)
+
+
+#: Namespace of ``device.health`` message ids (one per device and silence).
+_HEALTH_IDS = uuid.UUID("0b7a3f0e-6d6c-4c55-8f0e-5f2d8b1c9a10")
 
 
 async def project_once(
@@ -183,10 +249,12 @@ async def project_once(
 async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Event) -> None:
     engine = projector_engine(settings)
     metrics.CARDS_ENGINE.engine = engine  # cards near their limits, read when scraped
-    consumer = make_consumer(settings, settings.turnover_topic, settings.alerts_topic)
+    consumer = make_consumer(
+        settings, settings.turnover_topic, settings.alerts_topic, settings.outcomes_topic
+    )
     producer = make_producer(settings)
     letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
-    projected, next_sweep = 0, time.monotonic()
+    projected, next_sweep, next_devices = 0, time.monotonic(), time.monotonic()
     try:
         await producer.start()
         await consumer.start()
@@ -201,6 +269,9 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
             if settings.expiry_sweep_interval_s and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + settings.expiry_sweep_interval_s
                 await sweep_and_publish(engine, settings)
+            if settings.device_sweep_interval_s and time.monotonic() >= next_devices:
+                next_devices = time.monotonic() + settings.device_sweep_interval_s
+                await report_silent_devices(engine, producer, settings)
     finally:
         await consumer.stop()
         await producer.stop()

@@ -25,6 +25,10 @@ OPERATIONS_PREFIX: Final = "op/"
 CARD_PREFIX: Final = "card/"
 BALANCE_PREFIX: Final = "balance/"
 TURNOVER_PREFIX: Final = "turnover/"
+#: A bank notification's decision (ADR 0010): an order's own fact, flushed in the first rank.
+NOTICE_PREFIX: Final = "notice/"
+#: A card's device health (ADR 0010), standalone: the newest report wins.
+DEVICE_PREFIX: Final = "device/"
 
 
 def order_key(uid: str) -> str:
@@ -50,6 +54,14 @@ def balance_key(partner_id: str) -> str:
 
 def turnover_key(card_id: str) -> str:
     return TURNOVER_PREFIX + card_id
+
+
+def notice_key(notification_id: str) -> str:
+    return NOTICE_PREFIX + notification_id
+
+
+def device_key(pool_id: str, card_id: str) -> str:
+    return f"{DEVICE_PREFIX}{pool_id}/{card_id}"
 
 
 def write_rank(key: str) -> int:

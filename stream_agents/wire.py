@@ -38,7 +38,9 @@ TO_ORDER: Final = "desk/order"
 TO_POOL: Final = "desk/pool"
 TO_LEDGER: Final = "desk/ledger"
 TO_TURNOVER: Final = "desk/turnover"
-WITHIN_DESK: Final = frozenset({TO_ORDER, TO_POOL, TO_LEDGER, TO_TURNOVER})
+#: Bank notifications and device health (ADR 0010).
+TO_NOTICE: Final = "desk/notice"
+WITHIN_DESK: Final = frozenset({TO_ORDER, TO_POOL, TO_LEDGER, TO_TURNOVER, TO_NOTICE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ from db.models.config import Card, CardPool, Partner
 from db.models.dead_letters import DeadLetter
 from db.models.disputes import Dispute, DisputeReceipt
 from db.models.ledger import BalanceSnapshot, LedgerPosting
+from db.models.notifications import BankTemplate, Device, Notification, NotificationParse
 from db.models.orders import Order, OrderEvent
 from db.models.turnover import CardAlert, CardTurnover
 
@@ -70,6 +71,7 @@ __all__ = [
     "ApiNonce",
     "AuditLog",
     "BalanceSnapshot",
+    "BankTemplate",
     "Base",
     "CallbackDelivery",
     "CallbackSecret",
@@ -82,10 +84,13 @@ __all__ = [
     "CreatedAt",
     "Currency",
     "DeadLetter",
+    "Device",
     "Dispute",
     "DisputeReceipt",
     "LedgerPosting",
     "Money",
+    "Notification",
+    "NotificationParse",
     "Order",
     "OrderEvent",
     "Partner",

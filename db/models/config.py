@@ -37,11 +37,17 @@ class CardPool(Base):
     """A named group of cards that partners are routed to."""
 
     __tablename__ = "card_pools"
-    __table_args__ = (CheckConstraint(matches("id", SLUG_PATTERN), name="id_slug"),)
+    __table_args__ = (
+        CheckConstraint(matches("id", SLUG_PATTERN), name="id_slug"),
+        CheckConstraint("match_policy IN ('auto', 'suggest')", name="match_policy"),
+    )
 
     id: Mapped[str] = mapped_column(primary_key=True)
     name: Mapped[str]
     description: Mapped[str | None]
+    #: What a bank notification matching one open deposit does (ADR 0010): ``auto`` approves
+    #: it, ``suggest`` shows the match in the operator queue.
+    match_policy: Mapped[str] = mapped_column(server_default="suggest")
 
     cards: Mapped[list[Card]] = relationship(back_populates="pool", lazy="raise")
     partners: Mapped[list[Partner]] = relationship(back_populates="pool", lazy="raise")

@@ -13,6 +13,7 @@ from typing import Final
 import pandas as pd
 import streamlit as st
 
+from db.repositories import devices
 from ops_console import auth, card_queries, fmt, runtime
 
 PAGE: Final = "card_monitoring"
@@ -26,10 +27,17 @@ engine = runtime.engine()
 now = datetime.now(UTC)
 
 
+with runtime.sessions()() as session:
+    phones = {d.card_id: d for d in devices.list_devices(session) if d.status == "active"}
+
+
 def state_of(row: pd.Series) -> str:
     """One word for the card's state, the most pressing first."""
     if row["status"] != "active":
         return str(row["status"])
+    phone = phones.get(str(row["card_id"]))
+    if phone is not None and phone.silent_since is not None:
+        return "device silent"  # out of rotation until the device is heard (ADR 0010)
     if row["expires_on"] < now.date():
         return "expired"
     holiday = row["holiday_until"]
@@ -88,6 +96,28 @@ else:
         "Turnover is approved deposits (money in) by approval time; days and months are "
         f"calendar periods in {', '.join(zones) or 'UTC'}. Open orders are "
         "not included here; the pool agent counts them too when it hands out a card."
+    )
+
+st.subheader("Devices")
+if not phones:
+    st.info("No card has a device forwarding its bank messages: see the Devices page.")
+else:
+    health = pd.DataFrame(
+        {
+            "card": [d.pan_masked for d in phones.values()],
+            "device": [d.device_id for d in phones.values()],
+            "last heard": [d.last_seen_at for d in phones.values()],
+            "health": [
+                "silent: card out of rotation" if d.silent_since else "heard"
+                for d in phones.values()
+            ],
+            "silent since": [d.silent_since for d in phones.values()],
+        }
+    )
+    st.dataframe(health, hide_index=True, width="stretch")
+    st.caption(
+        "A card whose device is silent longer than the card projector's "
+        "`device_silent_after_s` leaves rotation until the device is heard again."
     )
 
 st.subheader("Alerts")

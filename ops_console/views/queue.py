@@ -14,7 +14,7 @@ from typing import Final
 import streamlit as st
 
 from ops_console import auth, fmt, quarantine, queries, runtime
-from ops_console.order_view import show_flash, show_order
+from ops_console.order_view import decide, show_flash, show_order
 from ops_console.sound import chime_html
 
 OPEN_KEY: Final = "queue_open"
@@ -82,7 +82,20 @@ def live_queue() -> None:
         cells[2].write(f"{row.partner_order_id} · {row.direction}")
         cells[3].write(fmt.money(row.amount_minor, row.currency))
         cells[4].write(row.card or "—")
-        cells[5].write(row.payer_card_masked or "—")
+        if row.suggested_by:  # a bank notification pays it (ADR 0010): one click approves
+            cells[5].markdown(":green-badge[bank notification matches]")
+            if cells[5].button("Approve match", key=f"match_{row.uid}", type="primary"):
+                decide(
+                    who,
+                    row.uid,
+                    "approve",
+                    f"bank notification {row.suggested_by}",
+                    selection_key=OPEN_KEY,
+                )
+        elif row.unmatched_credit:  # a credit on the card matched nothing: why not automatic
+            cells[5].markdown(f":orange-badge[bank credit unmatched: {row.unmatched_credit}]")
+        else:
+            cells[5].write(row.payer_card_masked or "—")
         if cells[6].button("Open", key=f"open_{row.uid}"):
             st.session_state[OPEN_KEY] = row.uid
             st.rerun(scope="app")

@@ -25,17 +25,20 @@ from typing import Any, Final, Protocol
 from schemas import cards as wc
 from schemas import disputes as wd
 from schemas import ledger as wl
+from schemas import notifications as wn
 from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
 from schemas.translation import ORDER_COMMAND_TYPES, OrderCommand
-from stream_agents.desk import ledger, pool, turnover
+from stream_agents.desk import ledger, notices, pool, turnover
 from stream_agents.desk import orders as order_part
 from stream_agents.desk.outputs import OrderEntry, held_again
 from stream_agents.desk.turnover import MonitorRules
 from stream_agents.table_keys import (
     balance_key,
     card_key,
+    device_key,
+    notice_key,
     operations_key,
     order_key,
     placement_key,
@@ -44,6 +47,7 @@ from stream_agents.table_keys import (
 )
 from stream_agents.wire import (
     TO_LEDGER,
+    TO_NOTICE,
     TO_ORDER,
     TO_POOL,
     TO_TURNOVER,
@@ -55,8 +59,15 @@ from stream_agents.wire import (
 log = logging.getLogger(__name__)
 
 #: What the desk accepts from ``order-commands``: the order commands, the card monitor's
-#: automatic holidays for a card of the desk's pool, and accepted disputes' late credits.
-DESK_INPUT_TYPES: Final = (*ORDER_COMMAND_TYPES, wc.PauseCard, wd.SettleDispute)
+#: automatic holidays for a card of the desk's pool, accepted disputes' late credits, and bank
+#: notifications and device health for its cards (ADR 0010).
+NOTICE_INPUT_TYPES: Final = (wn.MatchNotification, wn.DeviceHealth)
+DESK_INPUT_TYPES: Final = (
+    *ORDER_COMMAND_TYPES,
+    wc.PauseCard,
+    wd.SettleDispute,
+    *NOTICE_INPUT_TYPES,
+)
 
 #: A command and what it sets off never take more hand-overs than this (an opening deposit
 #: takes two: order → pool → order); more means the parts answer each other in a loop.
@@ -159,6 +170,9 @@ class Desk:
         if part == TO_LEDGER:
             assert isinstance(message, wl.ApplyLedgerOp), type(message)
             return self._ledger(message, at_ms)
+        if part == TO_NOTICE:
+            assert isinstance(message, NOTICE_INPUT_TYPES), type(message)
+            return self._notice(message, at_ms)
         assert part == TO_TURNOVER, part
         assert isinstance(message, wt.CardMovement), type(message)
         return self._turnover(message, at_ms)
@@ -189,7 +203,7 @@ class Desk:
         placement = self.table.get(placement_key(uid))
         placed_on = placement["card_id"] if placement else None
         if isinstance(message, wc.RequestCard):
-            configs = [c for c in self.cards.values() if c["pool_id"] == pool_id]
+            configs = [c for c in self.cards.values() if self._in_rotation(pool_id, c)]
             known = self._slots(pool_id, [placed_on, *(c["card_id"] for c in configs)])
             step = pool.handle_request(placement, known, message, configs, at_ms, self.rules.tz)
         else:
@@ -200,6 +214,12 @@ class Desk:
         for card_id, slot in step.slots.items():
             self.table[card_key(pool_id, card_id)] = slot
         return step.outputs
+
+    def _in_rotation(self, pool_id: str, config: dict[str, Any]) -> bool:
+        """A card of the pool whose device is not silent (ADR 0010)."""
+        if config["pool_id"] != pool_id:
+            return False
+        return not notices.is_silent(self.table.get(device_key(pool_id, config["card_id"])))
 
     def _slots(self, pool_id: str, card_ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
         found = {c: self.table.get(card_key(pool_id, c)) for c in card_ids if c is not None}
@@ -213,6 +233,24 @@ class Desk:
         if step.balances is not None:
             self.table[balances] = step.balances
         return step.outputs
+
+    def _notice(self, message: wn.MatchNotification | wn.DeviceHealth, at_ms: int) -> list[Out]:
+        if isinstance(message, wn.DeviceHealth):
+            key = device_key(message.pool_id, message.card_id)
+            health = notices.handle_health(self.table.get(key), message)
+            if health is not None:
+                self.table[key] = health
+            return []
+        key = notice_key(str(message.notification_id))
+        slot = self.table.get(card_key(message.pool_id, message.card_id))
+        step = notices.handle_match(self.table.get(key), message, slot, self._order_entry, at_ms)
+        if step.entry is not None:
+            self.table[key] = step.entry
+        return step.outputs
+
+    def _order_entry(self, uid: str) -> OrderEntry | None:
+        stored = self.table.get(order_key(uid))
+        return OrderEntry.from_json(stored) if stored else None
 
     def _turnover(self, movement: wt.CardMovement, at_ms: int) -> list[Out]:
         key = turnover_key(movement.card_id)
@@ -231,6 +269,8 @@ def _first_part(message: Message) -> tuple[str, Message]:
         return TO_POOL, message
     if isinstance(message, wd.SettleDispute):
         return TO_LEDGER, ledger.settlement(message)
+    if isinstance(message, NOTICE_INPUT_TYPES):
+        return TO_NOTICE, message
     return TO_ORDER, message
 
 

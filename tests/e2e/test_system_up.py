@@ -214,3 +214,84 @@ def test_readme_walkthrough_deposit_then_withdrawal(running: dict[str, str]):
         check=False,
     )
     assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
+
+
+def admin_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [".venv/bin/python", "-m", "ops_console.admin_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def signed_post(env: dict[str, str], key_id: str, secret: str, path: str, body: str) -> Any:
+    """A device's request, signed by ``ingest_api.client sign`` as the README shows."""
+    done = subprocess.run(
+        [
+            *(".venv/bin/python", "-m", "ingest_api.client", "--key-id", key_id),
+            *("--secret-env", "DEVICE_SECRET", "sign", "POST", path, "--body", body),
+        ],
+        env={**env, "DEVICE_SECRET": secret},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    headers = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    headers["content-type"] = "application/json"
+    return httpx.post(
+        f"http://127.0.0.1:{API_PORT}{path}", content=body.encode(), headers=headers, timeout=10
+    )
+
+
+def test_readme_deposit_confirmed_by_a_bank_notification(running: dict[str, str]):
+    """README "A deposit confirmed by the bank's notification": no operator decides."""
+    from sqlalchemy import create_engine, text
+
+    admin_cli(running, "set-match-policy", "main", "auto")
+    deposit = keeper(
+        running, "create-deposit", "--amount-minor", "150000", "--currency", "EUR",
+        "--partner-order-id", "readme-3",
+    )  # fmt: skip
+    assert deposit["status"] == "new", deposit
+    engine = create_engine(running["DATABASE_URL"])
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        card_id = None
+        while card_id is None and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                card_id = conn.execute(
+                    text("SELECT card_id::text FROM orders WHERE uid = :u"), {"u": deposit["uid"]}
+                ).scalar()
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+    assert card_id is not None
+    shown = admin_cli(running, "register-device", "phone-1", "--card", card_id)
+    lines = dict(line.strip().split(": ", 1) for line in shown.splitlines() if ": " in line)
+    body = json.dumps(
+        {
+            "notification_id": "sms-1",
+            "card_id": card_id,
+            "sender": "Alfa-Bank",
+            "text": "Card *4444: credit EUR 1500.00 from IVAN PETROV. Balance: EUR 24,210.44",
+            "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    )
+    answer = signed_post(
+        running, lines["key id"], lines["secret"], "/v1/devices/notifications", body
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["parsed"]["amount_minor"] == 150000
+    deadline = time.monotonic() + DEADLINE_S
+    while keeper(running, "get", deposit["uid"])["status"] != "approved":
+        if time.monotonic() > deadline:
+            pytest.fail("the deposit was never approved by its notification")
+        time.sleep(0.3)
+    eventually_balance(running, 150000 - 3750)

@@ -65,6 +65,7 @@ def test_every_page_has_roles_and_a_place():
         "balances",
         "card_monitoring",
         "callbacks",
+        "notifications",
         "dead_letters",
         "health",
         "account",

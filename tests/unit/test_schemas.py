@@ -11,7 +11,7 @@ import pytest
 
 import schemas
 from domain.money import MAX_AMOUNT_MINOR
-from schemas import cards, disputes, ledger, orders, turnover
+from schemas import cards, disputes, ledger, notifications, orders, turnover
 from schemas.envelope import Message
 from schemas.registry import (
     SchemaError,
@@ -200,6 +200,28 @@ EXAMPLES: list[Message] = [
         limit=1000,
         window_kind=turnover.WindowKind.DAY,
         window_start_ms=NOW_MS - 1000,
+    ),
+    notifications.MatchNotification(
+        notification_id=UID,
+        pool_id="main",
+        card_id="card-1",
+        device_id="dev-1",
+        amount_minor=150_000,
+        currency="RUB",
+        received_at_ms=NOW_MS,
+        policy=notifications.MatchPolicy.AUTO,
+        grace_ms=120_000,
+    ),
+    notifications.DeviceHealth(
+        pool_id="main", card_id="card-1", device_id="dev-1", silent=True, at_ms=NOW_MS
+    ),
+    notifications.NotificationSettled(
+        notification_id=UID,
+        device_id="dev-1",
+        card_id="card-1",
+        outcome=notifications.Outcome.UNMATCHED,
+        reason=notifications.Unmatched.NO_OPEN_ORDER,
+        settled_at_ms=NOW_MS,
     ),
 ]
 

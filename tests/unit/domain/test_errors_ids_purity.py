@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import domain
+from domain import bank_messages  # noqa: F401 - its refusals are published codes too
 from domain.errors import DomainError, IllegalTransition, InsufficientFunds, NoEligibleCard
 from domain.ids import order_uid
 
@@ -49,6 +50,10 @@ def test_error_codes_are_published_and_unique() -> None:
         "invalid_currency",
         "unknown_currency",
         "invalid_command",
+        "invalid_template",
+        "invalid_amount_format",
+        "invalid_amount_precision",
+        "unknown_bank_currency",
         "invalid_payer_card",
         "payer_card_required",
         "illegal_transition",
