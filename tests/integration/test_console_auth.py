@@ -68,6 +68,7 @@ def opens(at: AppTest, page: str) -> bool:
                 "card_monitoring",
                 "callbacks",
                 "dead_letters",
+                "notifications",
                 "health",
                 "account",
             },
