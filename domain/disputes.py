@@ -12,7 +12,9 @@ The late credit is its own ledger transaction, ``dispute_credit``, which an orde
 most once, and only an order that was never credited. An order has at most one dispute: a
 resolved dispute is final.
 
-A receipt is a PDF, PNG or JPEG of at most :data:`MAX_RECEIPT_BYTES`. Its type is read from
+The evidence is a receipt, or a bank notification an operator attached to the order (the
+card's phone saw the credit arrive too late to match). A receipt is a PDF, PNG or JPEG of at
+most :data:`MAX_RECEIPT_BYTES`. Its type is read from
 its first bytes (:func:`receipt_type`); the name and the declared type a client sends are
 never trusted.
 """
@@ -40,6 +42,9 @@ class DisputeStatus(StrEnum):
 class OpenedBy(StrEnum):
     PAYER = "payer"
     PARTNER = "partner"
+    #: An operator who attached a bank notification to the closed order (ADR 0010): the
+    #: notification, not a receipt, is the evidence.
+    OPERATOR = "operator"
 
 
 class DisputeVerdict(StrEnum):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.models.base import Base, CreatedAt, one_of
 
 DISPUTE_STATUSES = ("open", "accepted", "rejected")
-DISPUTE_OPENERS = ("payer", "partner")
+DISPUTE_OPENERS = ("payer", "partner", "operator")
 RECEIPT_TYPES = ("application/pdf", "image/png", "image/jpeg")
 
 
@@ -21,6 +21,11 @@ class Dispute(Base):
     __tablename__ = "disputes"
     __table_args__ = (
         UniqueConstraint("order_uid"),
+        UniqueConstraint("notification_id"),
+        CheckConstraint(
+            "(opened_by = 'operator') = (notification_id IS NOT NULL)",
+            name="notification_iff_operator",
+        ),
         CheckConstraint(one_of("status", DISPUTE_STATUSES), name="status"),
         CheckConstraint(one_of("opened_by", DISPUTE_OPENERS), name="opened_by"),
         CheckConstraint(
@@ -43,6 +48,8 @@ class Dispute(Base):
     opened_by: Mapped[str]
     status: Mapped[str] = mapped_column(server_default="open")
     comment: Mapped[str | None]
+    #: The bank notification an operator attached (the evidence instead of a receipt).
+    notification_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("notifications.id"))
     created_at: Mapped[CreatedAt]
     deadline_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]

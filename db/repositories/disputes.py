@@ -56,6 +56,8 @@ class DisputeView:
     opened_by: OpenedBy
     status: DisputeStatus
     comment: str | None
+    #: The bank notification that is the evidence (a dispute an operator opened), if any.
+    notification_id: uuid.UUID | None
     created_at: datetime
     deadline_at: datetime
     resolved_at: datetime | None
@@ -76,8 +78,8 @@ class DisputeCase:
     card_masked: str | None
     card_bank: str | None
     order_created_at: datetime
-    receipt_type: str
-    receipt_bytes: int
+    receipt_type: str | None
+    receipt_bytes: int | None
     #: Whether the late credit of an accepted dispute is booked in the ledger yet.
     credited: bool
 
@@ -113,6 +115,7 @@ def _view(row: Dispute) -> DisputeView:
         opened_by=OpenedBy(row.opened_by),
         status=DisputeStatus(row.status),
         comment=row.comment,
+        notification_id=row.notification_id,
         created_at=row.created_at,
         deadline_at=row.deadline_at,
         resolved_at=row.resolved_at,
@@ -169,21 +172,28 @@ def open_dispute(
     *,
     order_uid: uuid.UUID,
     opened_by: OpenedBy,
-    receipt: bytes,
+    receipt: bytes | None,
     comment: str | None,
     now: datetime,
     deadline_s: float,
     partner_id: str | None = None,
+    notification_id: uuid.UUID | None = None,
+    actor: str | None = None,
 ) -> DisputeView:
     """Open a dispute on an expired or rejected deposit; ``partner_id`` scopes the order to
     that partner (the API), ``None`` trusts the caller (the payer's link names the order).
+    The evidence is a ``receipt``, or (an operator, ``actor``, attaching a bank notification
+    to the order) ``notification_id``.
 
     Refuses, changing nothing: an unknown order, one that is not a closed deposit, one with a
     dispute already, a receipt that is not a PDF, PNG or JPEG (by its bytes) or too large.
     """
     order = _order(session, order_uid, partner_id)
     check_disputable(Direction(order.direction), OrderStatus(order.status))
-    content_type = receipt_type(receipt)
+    by_operator = opened_by is OpenedBy.OPERATOR
+    if by_operator != (notification_id is not None) or by_operator == (receipt is not None):
+        raise ValueError("a receipt from a payer or partner, or an operator's notification")
+    content_type = None if receipt is None else receipt_type(receipt)
     text = clean_text("comment", comment, MAX_COMMENT_CHARS)
     existing = session.scalars(select(Dispute).where(Dispute.order_uid == order_uid)).first()
     if existing is not None:
@@ -195,26 +205,31 @@ def open_dispute(
         opened_by=opened_by.value,
         status=DisputeStatus.OPEN.value,
         comment=text,
+        notification_id=notification_id,
         created_at=now,
         deadline_at=now + timedelta(seconds=deadline_s),
     )
     session.add(row)
     session.flush()
-    session.add(
-        DisputeReceipt(
-            dispute_id=row.id,
-            content_type=content_type,
-            size_bytes=len(receipt),
-            sha256=hashlib.sha256(receipt).hexdigest(),
-            data=receipt,
+    evidence: dict[str, Any] = {"notification_id": notification_id}
+    if receipt is not None and content_type is not None:
+        digest = hashlib.sha256(receipt).hexdigest()
+        session.add(
+            DisputeReceipt(
+                dispute_id=row.id,
+                content_type=content_type,
+                size_bytes=len(receipt),
+                sha256=digest,
+                data=receipt,
+            )
         )
-    )
+        evidence = {"receipt_type": content_type, "receipt_bytes": len(receipt)}
+        evidence["receipt_sha256"] = digest
     view = _view(row)
     record_deliveries(session, [_callback(OPENED, view, order, now)], now, DEFAULT_WINDOW_S)
-    actor = f"partner:{order.partner_id}" if opened_by is OpenedBy.PARTNER else "payer"
     audit.record(
         session,
-        actor=actor,
+        actor=actor or _opener(opened_by, order.partner_id),
         action="dispute.open",
         entity="dispute",
         entity_id=str(row.id),
@@ -223,14 +238,16 @@ def open_dispute(
             "order_uid": str(order_uid),
             "opened_by": opened_by.value,
             "comment": text,
-            "receipt_type": content_type,
-            "receipt_bytes": len(receipt),
-            "receipt_sha256": hashlib.sha256(receipt).hexdigest(),
+            **evidence,
             "deadline_at": row.deadline_at,
         },
     )
     session.flush()
     return view
+
+
+def _opener(opened_by: OpenedBy, partner_id: str) -> str:
+    return f"partner:{partner_id}" if opened_by is OpenedBy.PARTNER else opened_by.value
 
 
 def get_dispute(
@@ -281,7 +298,7 @@ def _cases() -> Select[Dispute, Order, str, str, str, int, bool]:
             credited,
         )
         .join(Order, Order.uid == Dispute.order_uid)
-        .join(DisputeReceipt, DisputeReceipt.dispute_id == Dispute.id)
+        .outerjoin(DisputeReceipt, DisputeReceipt.dispute_id == Dispute.id)
         .outerjoin(Card, Card.id == Order.card_id)
     )
 
@@ -387,9 +404,24 @@ def resolve_dispute(
         after={"status": after.value, "reason": text, "order_uid": str(row.order_uid)},
     )
     session.flush()
-    if after is not DisputeStatus.ACCEPTED:
+    if after is not DisputeStatus.ACCEPTED or _credited(session, view):
         return view, None
     return view, _settlement(session, view, order)
+
+
+def _credited(session: Session, view: DisputeView) -> bool:
+    """Whether the late credit is booked already: then accepting again sends nothing. (The
+    desk would book a second send once anyway, while it remembers the order's operations;
+    it forgets them with the order, ADR 0008, so a late re-send must not reach it.)"""
+    found = session.scalars(
+        select(LedgerPosting.posting_id)
+        .where(
+            LedgerPosting.order_uid == view.order_uid,
+            LedgerPosting.kind == "dispute_credit",
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _settlement(session: Session, view: DisputeView, order: Order) -> Settlement:

@@ -26,9 +26,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from db.models import Card, CardPool, Notification, NotificationParse, Order
-from db.repositories import audit
+from db.repositories import audit, disputes
 from db.repositories.errors import InvalidInput, NotFound
 from domain.bank_messages import Parsed
+from domain.disputes import DEFAULT_DEADLINE_S, DISPUTABLE, OpenedBy
 from schemas.notifications import NotificationSettled, Outcome
 from schemas.translation import from_epoch_ms
 
@@ -192,8 +193,20 @@ def dismiss(session: Session, notification_id: uuid.UUID, reason: str, actor: st
     return True
 
 
-def attach(session: Session, notification_id: uuid.UUID, uid: uuid.UUID, actor: str) -> Resolution:
-    """Record that ``notification_id`` pays order ``uid`` (same card, same amount)."""
+def attach(
+    session: Session,
+    notification_id: uuid.UUID,
+    uid: uuid.UUID,
+    actor: str,
+    *,
+    dispute_deadline_s: float = DEFAULT_DEADLINE_S,
+) -> Resolution:
+    """Record that ``notification_id`` pays order ``uid`` (same card, same amount).
+
+    An expired or rejected deposit is not paid by it any more: the notification opens a
+    dispute on it instead (opened by ``actor``, the notification its evidence), which an
+    operator settles on the Disputes page like any other (:mod:`db.repositories.disputes`).
+    A dispute the order has already (say, the payer's) stays the one to settle."""
     row = _resolvable(session, notification_id)
     order = session.get(Order, uid)
     if order is None:
@@ -214,7 +227,40 @@ def attach(session: Session, notification_id: uuid.UUID, uid: uuid.UUID, actor: 
         before=before,
         after={"outcome": "attached", "matched_uid": uid, "order_status": order.status},
     )
+    if order.direction == "deposit" and order.status in DISPUTABLE:
+        _hand_to_disputes(session, notification_id, order, actor, dispute_deadline_s)
     return Resolution(notification_id, str(row.card_id), uid, order.status)
+
+
+def _hand_to_disputes(
+    session: Session, notification_id: uuid.UUID, order: Order, actor: str, deadline_s: float
+) -> None:
+    if disputes.dispute_of_order(session, order.uid) is not None:
+        return
+    disputes.open_dispute(
+        session,
+        order_uid=order.uid,
+        opened_by=OpenedBy.OPERATOR,
+        receipt=None,
+        comment=f"bank notification {notification_id}, attached by {actor}",
+        now=datetime.now(UTC),
+        deadline_s=deadline_s,
+        notification_id=notification_id,
+        actor=actor,
+    )
+
+
+def evidence(session: Session, notification_id: uuid.UUID) -> dict[str, Any] | None:
+    """What a dispute's operator reads of the notification that is its evidence."""
+    row = session.get(Notification, notification_id)
+    if row is None:
+        return None
+    return {
+        "text": row.raw_text,
+        "sender": row.sender,
+        "received_at": row.received_at,
+        "device_id": row.device_id,
+    }
 
 
 def attached_to_closed(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -16,6 +16,7 @@ from typing import Final
 import streamlit as st
 
 from db.repositories import disputes as repo
+from db.repositories import notifications
 from domain.disputes import DisputeStatus
 from ops_console import auth, fmt, runtime
 from ops_console.api_client import ApiCallError
@@ -109,7 +110,10 @@ def show_case(who: Who, dispute_id: str) -> None:
     with runtime.sessions()() as session:
         case = repo.get_case(session, dispute_id)
         receipt = repo.receipt_of(session, dispute_id)
-    if case is None or receipt is None:
+        notice = None
+        if case is not None and case.dispute.notification_id is not None:
+            notice = notifications.evidence(session, case.dispute.notification_id)
+    if case is None or (receipt is None and notice is None):
         st.warning("This dispute is not in the list any more.")
         return
     d = case.dispute
@@ -127,7 +131,18 @@ def show_case(who: Who, dispute_id: str) -> None:
     if d.comment:
         st.markdown("**Comment**")
         st.text(d.comment)
-    content_type, data = receipt
+    if notice is not None:
+        st.markdown(
+            f"**Bank notification** from {notice['sender']}, received by {notice['device_id']} "
+            f"at {fmt.when(notice['received_at'])}"
+        )
+        st.text(notice["text"])
+    if receipt is not None:
+        show_receipt(d.dispute_id, *receipt)
+    settle_form(who, case, dispute_id)
+
+
+def show_receipt(ident: object, content_type: str, data: bytes) -> None:
     st.markdown(f"**Receipt** ({content_type}, {len(data):,} bytes)")
     if content_type.startswith("image/"):
         try:  # its first bytes say PNG or JPEG; the rest may still be broken, or hostile
@@ -137,10 +152,14 @@ def show_case(who: Who, dispute_id: str) -> None:
     st.download_button(
         "Download the receipt",
         data,
-        file_name=f"receipt-{d.dispute_id}.{content_type.rsplit('/', 1)[1]}",
+        file_name=f"receipt-{ident}.{content_type.rsplit('/', 1)[1]}",
         mime=content_type,
-        key=f"receipt_{d.dispute_id}",
+        key=f"receipt_{ident}",
     )
+
+
+def settle_form(who: Who, case: repo.DisputeCase, dispute_id: str) -> None:
+    d = case.dispute
     if d.status is DisputeStatus.REJECTED:
         st.info(f"Rejected by {d.resolved_by} at {fmt.when(d.resolved_at)}: {d.resolution_reason}")
         return

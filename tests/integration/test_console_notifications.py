@@ -148,6 +148,17 @@ def test_an_unmatched_notification_is_dismissed_or_attached_to_an_expired_order(
     assert (rows[first], rows[second]) == ("dismissed", "attached")
     with console_light.sessions() as s:
         assert notifications.attached_to_closed(s) == [(second, uuid.UUID(uids["a4"]))]
+    # the hand-over: a dispute on the expired deposit, the notification its evidence
+    [(opened_by, evidence, status)] = console_light.sql(
+        "SELECT opened_by, notification_id, status FROM disputes WHERE order_uid = :u",
+        u=uids["a4"],
+    )
+    assert (opened_by, evidence, status) == ("operator", second, "open")
+    at.switch_page("views/disputes.py").run()
+    dispute_id = console_light.sql("SELECT id FROM disputes")[0][0]
+    at.button(key=f"open_dispute_{dispute_id}").click().run()
+    assert not at.exception, at.exception
+    assert "Card *4417: credit RUB 300.00. Balance: RUB 1.00" in [t.value for t in at.text]
 
 
 def test_card_monitoring_shows_a_silent_device_and_its_card_out_of_rotation(

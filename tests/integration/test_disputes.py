@@ -106,8 +106,9 @@ async def test_an_accepted_payer_dispute_credits_the_deposit_once(sys_: System) 
         return await available(s) == amount - fee(amount)
 
     await s.eventually(credited, "the late credit on the partner's balance")
-    again = await settle(s, str(dispute_id), "accept")  # re-sends the credit: booked once
+    again = await settle(s, str(dispute_id), "accept")  # booked already: nothing is sent
     assert again.status_code == 200, again.text
+    assert again.json()["credit_sent"] is False
     refusal(await settle(s, str(dispute_id), "reject", "changed my mind"), 409, "dispute_resolved")
     assert await s.mismatches() == []
     assert await available(s) == amount - fee(amount)

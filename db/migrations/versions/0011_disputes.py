@@ -1,6 +1,8 @@
 """Disputes: a payer's or partner's claim that a closed deposit was paid, with its receipt.
 
 * ``disputes`` -- one per order at most (``UNIQUE(order_uid)``: a resolved dispute is final);
+  opened by the payer or the partner with a receipt, or by an operator who attached a bank
+  notification to the closed order (``notification_id``, its evidence);
   ``status`` moves ``open`` -> ``accepted`` | ``rejected`` once, with who resolved it, when
   and (for a rejection, required) why. ``deadline_at`` is when an operator must have decided.
 * ``dispute_receipts`` -- the receipt's bytes (PDF, PNG or JPEG as judged from its content,
@@ -39,6 +41,7 @@ def upgrade() -> None:
         sa.Column("opened_by", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), server_default="open", nullable=False),
         sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("notification_id", sa.Uuid(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -58,7 +61,19 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('open', 'accepted', 'rejected')", name=op.f("ck_disputes_status")
         ),
-        sa.CheckConstraint("opened_by IN ('payer', 'partner')", name=op.f("ck_disputes_opened_by")),
+        sa.ForeignKeyConstraint(
+            ["notification_id"],
+            ["notifications.id"],
+            name="fk_disputes_notification_id_notifications",
+        ),
+        sa.UniqueConstraint("notification_id", name="uq_disputes_notification_id"),
+        sa.CheckConstraint(
+            "opened_by IN ('payer', 'partner', 'operator')", name=op.f("ck_disputes_opened_by")
+        ),
+        sa.CheckConstraint(
+            "(opened_by = 'operator') = (notification_id IS NOT NULL)",
+            name=op.f("ck_disputes_notification_iff_operator"),
+        ),
         sa.CheckConstraint(
             "(status = 'open') = (resolved_at IS NULL AND resolved_by IS NULL)",
             name=op.f("ck_disputes_resolved_iff_not_open"),
