@@ -36,6 +36,13 @@ class AgentSettings(BaseSettings):
     #: (the most a command waits for company; a full batch goes at once).
     desk_batch_max: int = Field(500, ge=1, le=10_000)
     desk_batch_within_s: float = Field(0.004, gt=0, le=1.0)
+    #: How long a finished order stays in the desk's table after its last change; then the
+    #: desk forgets it and PostgreSQL alone holds it (ADR 0008). It must exceed the longest
+    #: time a command can wait in ``order-commands`` (the desk refuses an opening older than
+    #: this once it forgot orders of that age).
+    order_retention_h: float = Field(48.0, gt=0, le=24 * 366)
+    #: How often the desk looks for finished orders past their retention.
+    retention_sweep_s: float = Field(60.0, gt=0)
     #: How long the agents' producer waits to fill a request (Kafka's ``linger.ms``).
     producer_linger_ms: int = Field(2, ge=0, le=100)
     store: str = "memory://"
