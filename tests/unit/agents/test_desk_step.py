@@ -12,6 +12,7 @@ import json
 import uuid
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +20,7 @@ from domain.orders import Direction, OrderStatus
 from schemas import ledger as wl
 from schemas import orders as w
 from schemas.envelope import Message
+from stream_agents.desk.pool import Slot
 from stream_agents.desk.step import (
     MAX_HANDOVERS,
     ORDER_RETENTION_MS,
@@ -62,11 +64,13 @@ def opening(direction: Direction = Direction.DEPOSIT, amount_minor: int = 150_00
 Batch = list[tuple[Message, int]]
 
 
-def run_batch(table: dict[str, Any], batch: Batch) -> tuple[list[Out], list[tuple[str, Any]]]:
+def run_batch(
+    table: dict[str, Any], batch: Batch, cards: dict[str, Any] = CARDS
+) -> tuple[list[Out], list[tuple[str, Any]]]:
     """The batch as the agent runs it: the messages out, and the writes in flush order."""
     overlay, outputs = Overlay(table), []
     for message, at_ms in batch:
-        desk = Desk(overlay.child(), CARDS, clock=lambda: T0 + 60_000)
+        desk = Desk(overlay.child(), cards, clock=lambda: T0 + 60_000)
         outputs += desk.run(message, at_ms)
         overlay.merge(desk.table)
     return outputs, [(key, json.loads(json.dumps(value))) for key, value in overlay.writes()]
@@ -258,10 +262,12 @@ def forget(*orders: w.OpenOrder, at_ms: int) -> tuple[Message, int]:
     return w.ForgetOrders(desk=DESK, uids=[o.uid for o in orders]), at_ms
 
 
-def settle(table: dict[str, Any], batches: list[Batch]) -> tuple[dict[str, Any], list[Out]]:
+def settle(
+    table: dict[str, Any], batches: list[Batch], cards: dict[str, Any] = CARDS
+) -> tuple[dict[str, Any], list[Out]]:
     published: list[Out] = []
     for batch in batches:
-        outputs, writes = run_batch(table, batch)
+        outputs, writes = run_batch(table, batch, cards)
         published += outputs
         table = apply(table, writes)
     return table, published
@@ -362,3 +368,34 @@ def test_a_forget_redelivered_after_a_crash_at_any_write_ends_as_without_the_cra
         outputs, again = run_batch(survived, batch)
         assert apply(survived, again) == expected, f"crash after {cut} writes"
         assert ids(outputs) == ids(expected_outputs), f"cut {cut}"
+
+
+# --- turnover: the pool's limits and the monitor count a late approval alike -------------------
+
+
+def test_a_late_approval_counts_in_its_own_day_and_month_for_the_pools_limits_and_the_monitor() -> (
+    None
+):
+    """An approval decided at 23:59:59 reaches the desk after today's first approval on the
+    same card: both the pool's limit check and the card monitor count it in yesterday's day
+    (the pool, whose limits are today's, no longer keeps that day) and in this month."""
+    today, late = opening(amount_minor=150_000), opening(amount_minor=70_000)
+    midnight = T0 - (3 * 3_600_000 + 20 * 60_000)  # 2025-11-28T00:00Z
+    late_life = [
+        [(late, midnight - 40 * 60_000)],
+        [(w.ConfirmPayment(uid=late.uid, desk=DESK), midnight - 30 * 60_000)],
+    ]
+    one_card = {"card-1": CARDS["card-1"]}
+    table, _ = settle({}, late_life + deposit_life(today), one_card)
+    decision = decide(w.Verdict.APPROVE).model_copy(update={"uid": late.uid})
+    table, _ = settle(table, [[(decision, midnight - 1_000)]], one_card)
+
+    slot = Slot.from_json(table[card_key("pool-1", "card-1")])
+    load = slot.load(T0 + 3_000, ZoneInfo("UTC"))
+    buckets = {(b[0], b[1]): (b[3], b[4]) for b in table[turnover_key("card-1")]["buckets"]}
+    day_ms, month_start = 24 * 3_600_000, T0 - (27 * 24 + 3) * 3_600_000 - 20 * 60_000
+    monitor_today = buckets[("day", midnight)]
+    monitor_month = buckets[("month", month_start)]
+    assert (load.day_turnover_minor, load.day_count) == monitor_today == (150_000, 1)
+    assert (load.month_turnover_minor, load.month_count) == monitor_month == (220_000, 2)
+    assert buckets[("day", midnight - day_ms)] == (70_000, 1)  # the late one's own day
