@@ -268,6 +268,10 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         for uid, _ in fresh:
             forget_sent_at[uid] = now
         await bus.send(forgets(fresh, epoch_ms_now()))
+        # what the worker holds, for operations and ``make soak`` (docs/operations.md)
+        log.info(
+            "desk: %d table entries, %d finished orders retained", len(table), len(retirements)
+        )
 
 
 def _uid(out: Out) -> str:
