@@ -33,7 +33,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TABLE_LINE = re.compile(rb"desk: (\d+) table entries, (\d+) finished orders retained")
 APPROVED = b'"order.approved"'
 CREATED = b'"order.created"'
+DECLINED = b'"order.declined"'
 
 
 @dataclass
@@ -98,6 +99,19 @@ class Worker:
         found = re.search(r"^VmRSS:\s*(\d+) kB", status, re.MULTILINE)
         return round(int(found.group(1)) / 1024, 1) if found else None
 
+    def restore_s(self) -> float | None:
+        """Faust's last recovery in the log: from reading the changelogs to "Worker ready"."""
+        text = self.log_path.read_bytes()[-400_000:].decode(errors="replace")
+        stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
+        starts = re.findall(stamp + r".*Restoring state from changelog topics", text)
+        readies = re.findall(stamp + r".*Worker ready", text)
+        if not starts or not readies:
+            return None
+        start, ready = (
+            datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in (starts[-1], readies[-1])
+        )
+        return round((ready - start).total_seconds(), 2)
+
     def table_entries(self) -> int | None:
         """The last table size the worker logged (one line per retention sweep)."""
         found = TABLE_LINE.findall(self.log_path.read_bytes()[-200_000:])
@@ -113,6 +127,8 @@ class Soak:
     pools: list[str] = field(default_factory=list)
     sent: int = 0
     completed: int = 0
+    #: Lives declined at their opening (the cards' configuration not loaded yet at start).
+    declined: int = 0
     created: set[bytes] = field(default_factory=set)
     probes: dict[str, float] = field(default_factory=dict)
 
@@ -228,14 +244,17 @@ class Soak:
                 value = record.value or b""
                 if APPROVED in value:
                     self.completed += 1
+                elif DECLINED in value:
+                    self.declined += 1
                 elif CREATED in value and self.probes:
                     self.created.add(value)
 
     async def drain(self, consumer: AIOKafkaConsumer, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
-        while self.completed < self.sent:
+        while self.completed + self.declined < self.sent:
             if time.monotonic() > deadline:
-                raise SystemExit(f"soak: {self.sent - self.completed} lives never completed")
+                missing = self.sent - self.completed - self.declined
+                raise SystemExit(f"soak: {missing} lives never completed")
             await self.follow(consumer)
 
     async def serve_time(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> float:
@@ -276,6 +295,7 @@ class Soak:
     ) -> dict[str, Any]:
         live = {
             "completed": self.completed,
+            "declined": self.declined,
             "rss_mib": [wk.rss_mib() for wk in self.workers],
             "table_entries": [wk.table_entries() for wk in self.workers],
         }
@@ -287,6 +307,7 @@ class Soak:
         live["changelog_bytes"] = self.changelog_bytes()
         live["idle_table_entries"] = [wk.table_entries() for wk in self.workers]
         live["serve_again_s"] = await self.serve_time(producer, consumer)
+        live["restore_s"] = self.workers[-1].restore_s()
         return live
 
     async def invariants(self) -> dict[str, Any]:
@@ -338,7 +359,11 @@ class Soak:
             for target in checkpoints:
                 while self.completed < target:
                     now = time.monotonic()
-                    progress = {"sent": self.sent, "completed": self.completed}
+                    progress = {
+                        "sent": self.sent,
+                        "completed": self.completed,
+                        "declined": self.declined,
+                    }
                     if now - shown > 15:
                         shown = now
                         print(json.dumps(progress), flush=True)
@@ -346,9 +371,10 @@ class Soak:
                         moved, before = now, self.completed
                     elif now - moved > 120:
                         raise SystemExit(f"soak: stuck at {progress}: lives lost or refused")
-                    while self.sent - self.completed < self.args.open and self.sent < target:
+                    flight = self.sent - self.completed - self.declined
+                    while flight < self.args.open and self.completed + flight < target:
                         await self.send_life(producer, self.sent)
-                        self.sent += 1
+                        self.sent, flight = self.sent + 1, flight + 1
                     await self.follow(consumer, 20)
                 point = await self.checkpoint(producer, consumer)
                 point["elapsed_s"] = round(time.monotonic() - started, 1)
