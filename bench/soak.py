@@ -154,7 +154,7 @@ class Soak:
             "TABLE_STANDBY_REPLICAS": str(self.args.standby),
             "DATADIR": str(self.args.workdir / f"worker-{index}"),
             "WEB_ENABLED": "false",
-            "WEB_PORT": str(16066 + index),
+            "WEB_PORT": str(20000 + int(self.app_id[-8:], 16) % 20000 + index),  # per run
             "ORDER_RETENTION_H": str(self.args.retention_s / 3600),
             "RETENTION_SWEEP_S": str(self.args.sweep_s),
             "DEADLINE_RESCAN_S": "5",
