@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults dead-letters reconcile bench bench-quick bench-payform bench-notifications screens-payform check fmt clean \
+        test test-unit test-integration test-e2e faults dead-letters reconcile soak soak-quick bench bench-quick bench-payform bench-notifications screens-payform check fmt clean \
         observe observe-down
 
 help: ## List the targets
@@ -93,6 +93,12 @@ bench: $(STAMP) ## Capacity (full lives stepped up until they stop holding, 3 ru
 
 bench-quick: $(STAMP) ## The same, one short search (under 3 minutes; a smoke test)
 	$(PY) -m bench.pipeline --quick
+
+soak: $(STAMP) ## Bounded state: 1M completed lives straight into order-commands; RSS, table entries, changelog bytes, serve-again time at 100k/500k/1M (hours; not CI) → bench/results/soak.json
+	$(PY) -m bench.soak --checkpoints 100000,500000,1000000
+
+soak-quick: $(STAMP) ## The same at 5k/15k/30k lives (about 25 minutes on a busy 2-core box)
+	$(PY) -m bench.soak --checkpoints 5000,15000,30000
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
 	$(PY) bench/payform_latency.py --runs 100

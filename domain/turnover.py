@@ -198,6 +198,22 @@ def prune(turnover: CardTurnover, now_ms: int, retention: Retention) -> CardTurn
     return replace(turnover, buckets=kept)
 
 
+def forget(turnover: CardTurnover, uids: Iterable[str]) -> CardTurnover:
+    """``turnover`` without the ids of ``uids`` in its buckets (their sums stay).
+
+    For orders that have left the desk (ADR 0008): an order that is gone can send no
+    movement again, so its id is no longer needed to spot a repeat.
+    """
+    gone = frozenset(uids)
+    if not any(bucket.uids & gone for bucket in turnover.buckets.values()):
+        return turnover
+    buckets = {
+        key: replace(bucket, uids=bucket.uids - gone) if bucket.uids & gone else bucket
+        for key, bucket in turnover.buckets.items()
+    }
+    return replace(turnover, buckets=buckets)
+
+
 def add_movement(
     turnover: CardTurnover,
     movement: Movement,

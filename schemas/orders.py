@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import fields
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field, StrictBool, StrictInt
 
@@ -149,6 +149,29 @@ class ExpireOrder(_Command):
     """Raised by the order agent's timer when a ``new`` order outlives its TTL."""
 
     TYPE = "order.expire"
+
+
+#: The most orders one ``desk.forget`` names (it stays far below Kafka's message size).
+MAX_FORGET: Final = 500
+
+
+@register
+class ForgetOrders(Message):
+    """Raised by the desk's retention timer: these finished orders of ``desk`` have been
+    terminal for the retention period; take them out of the desk's table (ADR 0008).
+
+    The desk checks each one again at the command's own instant, so a forget sent early or
+    twice removes nothing that is not due. ``desk`` is absent only for orders recorded before
+    ADR 0005 (keyed by uid then, one uid per forget).
+    """
+
+    TYPE = "desk.forget"
+
+    desk: DeskKey | None = None
+    uids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_FORGET)
+
+    def message_key(self) -> str:
+        return self.desk or str(self.uids[0])
 
 
 # --- snapshot, replies and events -------------------------------------------------------

@@ -35,6 +35,7 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         topic_replication_factor=settings.topic_replication_factor,
+        table_standby_replicas=settings.table_standby_replicas,
         consumer_metadata_max_age_ms=settings.metadata_max_age_ms,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

@@ -36,6 +36,13 @@ class AgentSettings(BaseSettings):
     #: (the most a command waits for company; a full batch goes at once).
     desk_batch_max: int = Field(500, ge=1, le=10_000)
     desk_batch_within_s: float = Field(0.004, gt=0, le=1.0)
+    #: How long a finished order stays in the desk's table after its last change; then the
+    #: desk forgets it and PostgreSQL alone holds it (ADR 0008). It must exceed the longest
+    #: time a command can wait in ``order-commands`` (the desk refuses an opening older than
+    #: this once it forgot orders of that age).
+    order_retention_h: float = Field(48.0, gt=0, le=24 * 366)
+    #: How often the desk looks for finished orders past their retention.
+    retention_sweep_s: float = Field(60.0, gt=0)
     #: How long the agents' producer waits to fill a request (Kafka's ``linger.ms``).
     producer_linger_ms: int = Field(2, ge=0, le=100)
     store: str = "memory://"
@@ -43,6 +50,10 @@ class AgentSettings(BaseSettings):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    #: Workers that keep a warm copy of each desk partition besides its owner (Faust's
+    #: default, 1; ADR 0008). 0 halves the memory and changelog reads; a failover then
+    #: restores the partition from its (bounded) changelog.
+    table_standby_replicas: int = Field(1, ge=0, le=3)
     #: Kafka's default is 5 min; a shorter age lets a worker notice new topics sooner.
     metadata_max_age_ms: int = Field(300_000, gt=0)
     topic_replication_factor: int = Field(1, ge=1)

@@ -84,7 +84,13 @@ async def create_order(
         callback_url=str(body.callback_url) if body.callback_url else None,
         desk=partner_desk(partner.partner_id, terms.pool_id),
     )
-    outcome = await services.ask(command, timeout_s=services.settings.create_wait_s)
+    # An order the view does not hold may be one the desk has forgotten (ADR 0008): its
+    # repeat is judged against PostgreSQL, never sent to reopen it.
+    outcome = await services.ask(
+        command,
+        timeout_s=services.settings.create_wait_s,
+        lookup=lambda uid: stored_order(services, uid),
+    )
     if outcome.judgement is None:  # no event in time: an old order, refused as a conflict?
         outcome = await recheck(services, command, outcome)
     judgement = outcome.judgement

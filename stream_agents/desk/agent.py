@@ -22,6 +22,11 @@ Expiry: an index of the deadlines of the ``new`` orders in the table, kept as or
 written and rebuilt from the table every ``deadline_rescan_s`` (which also catches the
 partitions a rebalance brought); a timer sends ``order.expire`` for each passed deadline to
 the order's desk.
+
+Retention (ADR 0008): an index of the finished orders in the table, by when they are due to
+leave it (``order_retention_h`` after their last change), kept and rebuilt the same way; a
+timer sends ``desk.forget`` for the due ones, grouped by desk, and the desk deletes them (a
+tombstone in the changelog for each entry, so compaction removes them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
@@ -38,7 +44,9 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from domain.orders import TERMINAL
 from schemas import cards as wc
+from schemas import orders as wo
 from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from schemas.translation import epoch_ms
@@ -50,7 +58,7 @@ from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
 from stream_agents.desk.turnover import MonitorRules
 from stream_agents.settings import AgentSettings
 from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
-from stream_agents.wire import Out, epoch_ms_now
+from stream_agents.wire import Out, epoch_ms_now, message_id
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,50 @@ class Deadlines:
 
     def items(self) -> list[tuple[str, Deadline]]:
         return list(self._by_uid.items())
+
+
+class Retirements:
+    """The finished orders a worker holds, by uid: when each is due to leave the table
+    (``retention_ms`` after its last change), and its desk."""
+
+    def __init__(self, retention_ms: int) -> None:
+        self._retention_ms = retention_ms
+        self._by_uid: dict[str, tuple[int, str | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_uid)
+
+    def clear(self) -> None:
+        self._by_uid.clear()
+
+    def note(self, uid: str, entry: dict[str, Any] | None) -> None:
+        stored = OrderEntry.from_json(entry) if entry else None
+        if stored is None or stored.order.status not in TERMINAL:
+            self._by_uid.pop(uid, None)
+        else:
+            due_ms = stored.order.updated_at_ms + self._retention_ms
+            self._by_uid[uid] = (due_ms, stored.desk)
+
+    def due(self, now_ms: int) -> list[tuple[str, str | None]]:
+        """The (uid, desk) of every order due at ``now_ms``."""
+        return [(uid, desk) for uid, (due_ms, desk) in self._by_uid.items() if due_ms <= now_ms]
+
+
+def forgets(due: Iterable[tuple[str, str | None]], now_ms: int) -> list[Out]:
+    """``desk.forget`` for the due orders: one per desk (at most ``MAX_FORGET`` uids each;
+    one per uid for orders recorded before desks), dated now."""
+    by_desk: dict[str | None, list[str]] = {}
+    for uid, desk in due:
+        by_desk.setdefault(desk, []).append(uid)
+    outputs = []
+    for desk, uids in by_desk.items():
+        size = wo.MAX_FORGET if desk is not None else 1
+        for start in range(0, len(uids), size):
+            chunk = [uuid.UUID(uid) for uid in sorted(uids[start : start + size])]
+            forget = wo.ForgetOrders(desk=desk, uids=chunk)
+            ident = message_id(forget.TYPE, desk, now_ms, chunk[0])
+            outputs.append(Out(ORDER_COMMANDS.name, forget, ident, now_ms))
+    return outputs
 
 
 @contextlib.contextmanager
@@ -108,6 +160,8 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
     table = app.Table(DESK_TABLE, key_type=str, partitions=ORDER_COMMANDS.partitions)
     deadlines = Deadlines()
+    retention_ms = round(settings.order_retention_h * 3_600_000)
+    retirements = Retirements(retention_ms)
     rules = MonitorRules.from_settings(settings)
     readable = cast(Readable, table)  # a Faust table is a mapping; its stubs overload get()
 
@@ -134,7 +188,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         if accepted is None:
             return []
         env, message = accepted
-        desk = Desk(batch.child(), cards, rules)
+        desk = Desk(batch.child(), cards, rules, order_retention_ms=retention_ms)
         before = metrics.entry_before(message, batch)  # a decision's order, for reaction time
         try:
             outputs = desk.run(message, epoch_ms(env.occurred_at))
@@ -149,7 +203,10 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
 
     def write(batch: Overlay) -> None:
         for key, value in batch.writes():
-            table[key] = value
+            if value is not None:
+                table[key] = value
+            elif key in table:
+                del table[key]  # Faust writes a tombstone to the changelog
 
     @app.agent(bus.topic(SOURCE), name="desk")
     async def desk_agent(stream: faust.StreamT[bytes]) -> None:
@@ -167,6 +224,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
                     await retry_transient(partial(write, batch), bus.retry, "desk: table write")
                 for uid in touched:
                     deadlines.note(uid, batch.get(order_key(uid)))
+                    retirements.note(uid, batch.get(order_key(uid)))
                 await bus.send(outputs)
             metrics.batch_done(len(events), time.perf_counter() - started)
 
@@ -179,7 +237,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     async def expire_orders() -> None:
         now = time.monotonic()
         if now - rebuilt_at[0] >= settings.deadline_rescan_s:
-            deadlines.rebuild(table.items())
+            rebuild(table.items())
             rebuilt_at[0] = now
         pending = deadlines.items()
         waiting = {uid for uid, _ in pending}
@@ -190,6 +248,35 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         for out in fresh:
             sent_at[_uid(out)] = now
         await bus.send(fresh)
+
+    def rebuild(items: Iterable[tuple[str, Any]]) -> None:
+        """Both indexes from the table in one pass."""
+        orders = [(k, v) for k, v in items if k.startswith(ORDER_PREFIX)]
+        deadlines.rebuild(orders)
+        retirements.clear()
+        for key, entry in orders:
+            retirements.note(key.removeprefix(ORDER_PREFIX), entry)
+
+    forget_sent_at: dict[str, float] = {}
+    forget_resend_after_s = max(30.0, 5 * settings.retention_sweep_s)
+
+    @app.timer(settings.retention_sweep_s, name="order-retention")  # type: ignore[untyped-decorator]
+    async def forget_orders() -> None:
+        now = time.monotonic()
+        due = retirements.due(epoch_ms_now())
+        waiting = {uid for uid, _ in due}
+        for uid in set(forget_sent_at) - waiting:
+            del forget_sent_at[uid]
+        fresh = [
+            (u, d) for u, d in due if now - forget_sent_at.get(u, -1e9) >= forget_resend_after_s
+        ]
+        for uid, _ in fresh:
+            forget_sent_at[uid] = now
+        await bus.send(forgets(fresh, epoch_ms_now()))
+        # what the worker holds, for operations and ``make soak`` (docs/operations.md)
+        log.info(
+            "desk: %d table entries, %d finished orders retained", len(table), len(retirements)
+        )
 
 
 def _uid(out: Out) -> str:

@@ -22,10 +22,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from domain.orders import TERMINAL
+from domain.turnover import HOUR_MS
 from schemas import cards as wc
 from schemas import disputes as wd
 from schemas import ledger as wl
 from schemas import notifications as wn
+from schemas import orders as wo
 from schemas import turnover as wt
 from schemas.envelope import Message
 from schemas.topics import ORDER_EVENTS
@@ -33,11 +36,13 @@ from schemas.translation import ORDER_COMMAND_TYPES, OrderCommand
 from stream_agents.desk import ledger, notices, pool, turnover
 from stream_agents.desk import orders as order_part
 from stream_agents.desk.outputs import OrderEntry, held_again
+from stream_agents.desk.pool import Placed
 from stream_agents.desk.turnover import MonitorRules
 from stream_agents.table_keys import (
     balance_key,
     card_key,
     device_key,
+    horizon_key,
     notice_key,
     operations_key,
     order_key,
@@ -59,15 +64,19 @@ from stream_agents.wire import (
 log = logging.getLogger(__name__)
 
 #: What the desk accepts from ``order-commands``: the order commands, the card monitor's
-#: automatic holidays for a card of the desk's pool, accepted disputes' late credits, and bank
-#: notifications and device health for its cards (ADR 0010).
+#: automatic holidays for a card of the desk's pool, its own retention's forgets, accepted
+#: disputes' late credits, and bank notifications and device health for its cards (ADR 0010).
 NOTICE_INPUT_TYPES: Final = (wn.MatchNotification, wn.DeviceHealth)
 DESK_INPUT_TYPES: Final = (
     *ORDER_COMMAND_TYPES,
     wc.PauseCard,
+    wo.ForgetOrders,
     wd.SettleDispute,
     *NOTICE_INPUT_TYPES,
 )
+
+#: How long a finished order stays in the desk's table by default (ADR 0008).
+ORDER_RETENTION_MS: Final = 48 * HOUR_MS
 
 #: A command and what it sets off never take more hand-overs than this (an opening deposit
 #: takes two: order → pool → order); more means the parts answer each other in a loop.
@@ -85,7 +94,10 @@ class Readable(Protocol):
 
 
 class Overlay:
-    """Writes kept over a read-only base (the table, or another overlay) until flushed."""
+    """Writes kept over a read-only base (the table, or another overlay) until flushed.
+
+    A deleted key is kept as a write of ``None`` (tables hold no ``None`` values): it reads
+    as absent, and the flush deletes it from the table."""
 
     def __init__(self, base: Readable) -> None:
         self._base = base
@@ -95,7 +107,7 @@ class Overlay:
         value = self._writes.get(key, _MISSING)
         if value is _MISSING:
             return self._base.get(key, default)
-        return value
+        return default if value is None else value
 
     def __getitem__(self, key: str) -> Any:
         value = self.get(key, _MISSING)
@@ -104,10 +116,17 @@ class Overlay:
         return value
 
     def __contains__(self, key: object) -> bool:
-        return key in self._writes or key in self._base
+        if key in self._writes:
+            return self._writes[key] is not None
+        return key in self._base
 
     def __setitem__(self, key: str, value: Any) -> None:
+        assert value is not None, key
         self._writes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        """Delete ``key`` (a no-op at the flush if the table never had it)."""
+        self._writes[key] = None
 
     def __len__(self) -> int:
         return len(self._writes)
@@ -121,8 +140,11 @@ class Overlay:
         self._writes.update(child._writes)
 
     def writes(self) -> list[tuple[str, Any]]:
-        """Every key written, once, with its last value, in flush order (see module)."""
-        return sorted(self._writes.items(), key=lambda item: write_rank(item[0]))
+        """Every key written, once, with its last value (``None``: deleted), in flush order
+        (see module)."""
+        return sorted(
+            self._writes.items(), key=lambda item: write_rank(item[0], deleted=item[1] is None)
+        )
 
 
 @dataclass
@@ -139,12 +161,17 @@ class Desk:
     #: did. (A redelivered movement counts nowhere either way: each window keeps the orders
     #: it counted.) Every other part decides at the command's own instant.
     clock: Callable[[], int] = epoch_ms_now
-    #: Orders written in this step, so the caller can keep its index of deadlines.
+    #: How long a finished order stays in the table after its last change (ADR 0008).
+    order_retention_ms: int = ORDER_RETENTION_MS
+    #: Orders written (or forgotten) in this step, so the caller can keep its indexes.
     touched: set[str] = field(default_factory=set)
 
     def run(self, message: Message, at_ms: int) -> list[Out]:
         """Apply ``message`` (a command from ``order-commands``, issued at ``at_ms``) and all it
         sets off within the desk; return what goes to Kafka."""
+        if isinstance(message, wo.ForgetOrders):
+            self._forget(message, at_ms)
+            return []
         pending: deque[tuple[str, Message, int]] = deque([(*_first_part(message), at_ms)])
         outgoing: list[Out] = []
         for _ in range(MAX_HANDOVERS):
@@ -180,6 +207,8 @@ class Desk:
     def _order(self, message: OrderCommand, at_ms: int, *, redelivered: bool) -> list[Out]:
         uid = str(message.uid)
         stored = self.table.get(order_key(uid))
+        if stored is None and isinstance(message, wo.OpenOrder) and self._forgot(message, at_ms):
+            return []
         step = order_part.handle(OrderEntry.from_json(stored) if stored else None, at_ms, message)
         if step.changed and step.entry is not None:
             self.table[order_key(uid)] = step.entry.to_json()
@@ -187,6 +216,54 @@ class Desk:
         elif redelivered and step.entry is not None:
             return [*held_again(step.entry), *step.outputs]
         return step.outputs
+
+    def _forgot(self, opening: wo.OpenOrder, at_ms: int) -> bool:
+        """Whether ``opening`` may be the repeat of an order this desk forgot: one opened
+        at or before the desk's horizon (ADR 0008). Every forgotten order was; a new
+        order is opened now, two retention periods after it."""
+        horizon = self.table.get(horizon_key(opening.desk))
+        if horizon is None or at_ms > horizon["at_ms"]:
+            return False
+        log.warning(
+            "opening of %s at %d refused: at or before the desk's horizon", opening.uid, at_ms
+        )
+        return True
+
+    def _forget(self, message: wo.ForgetOrders, at_ms: int) -> None:
+        """Take out the finished orders ``message`` names that are due at ``at_ms``: the
+        order, its placement and ledger operations, its id in its card's turnover; and move
+        the desk's horizon (see :func:`~stream_agents.table_keys.write_rank` for the order
+        of these deletions, and ADR 0008 for why nothing is applied twice afterwards).
+
+        A named order that is not finished, or not for long enough, stays. An order that is
+        gone but whose own facts are not (a crash cut the last forget) loses them now.
+        """
+        due_by = at_ms - self.order_retention_ms
+        shed: dict[str, list[str]] = {}
+        for uid in map(str, message.uids):
+            stored = self.table.get(order_key(uid))
+            if stored is not None:
+                order = OrderEntry.from_json(stored).order
+                if order.status not in TERMINAL or order.updated_at_ms > due_by:
+                    continue
+                del self.table[order_key(uid)]
+            placement = self.table.get(placement_key(uid))
+            if placement is not None:
+                card_id = Placed.from_json(placement).card_id
+                if card_id is not None:
+                    shed.setdefault(card_id, []).append(uid)
+                del self.table[placement_key(uid)]
+            if operations_key(uid) in self.table:
+                del self.table[operations_key(uid)]
+            self.touched.add(uid)
+        for card_id, uids in shed.items():
+            key = turnover_key(card_id)
+            kept = turnover.forget_orders(self.table.get(key), uids)
+            if kept is not None:
+                self.table[key] = kept
+        horizon = self.table.get(horizon_key(message.desk))
+        if horizon is None or horizon["at_ms"] < due_by:
+            self.table[horizon_key(message.desk)] = {"at_ms": due_by}
 
     def _pool(
         self, message: wc.RequestCard | wc.ReleaseCard | wc.PauseCard, at_ms: int

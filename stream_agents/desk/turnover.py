@@ -41,6 +41,7 @@ from domain.turnover import (
     WindowKind,
     add_movement,
     crossings,
+    forget,
     holidays_due,
     reached_now,
 )
@@ -325,3 +326,15 @@ def _not_counted(
     return (new_state if new_state != stored else None), _windows_out(
         message.card_id, windows, at_ms
     ) + outputs
+
+
+def forget_orders(stored: Stored | None, uids: Iterable[str]) -> Stored | None:
+    """The card's entry without the ids of ``uids`` (orders that left the desk, ADR 0008);
+    ``None`` when none of them is there."""
+    if not stored:
+        return None
+    turnover = turnover_from_json(stored)
+    kept = forget(turnover, uids)
+    if kept is turnover:
+        return None
+    return turnover_to_json(kept, stored.get("holidays", []))

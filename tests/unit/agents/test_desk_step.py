@@ -12,6 +12,7 @@ import json
 import uuid
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,10 +20,19 @@ from domain.orders import Direction, OrderStatus
 from schemas import ledger as wl
 from schemas import orders as w
 from schemas.envelope import Message
-from stream_agents.desk.step import MAX_HANDOVERS, Desk, Overlay, latest_events_only
+from stream_agents.desk.pool import Slot
+from stream_agents.desk.step import (
+    MAX_HANDOVERS,
+    ORDER_RETENTION_MS,
+    Desk,
+    Overlay,
+    latest_events_only,
+)
 from stream_agents.table_keys import (
     balance_key,
     card_key,
+    horizon_key,
+    operations_key,
     order_key,
     placement_key,
     turnover_key,
@@ -54,18 +64,22 @@ def opening(direction: Direction = Direction.DEPOSIT, amount_minor: int = 150_00
 Batch = list[tuple[Message, int]]
 
 
-def run_batch(table: dict[str, Any], batch: Batch) -> tuple[list[Out], list[tuple[str, Any]]]:
+def run_batch(
+    table: dict[str, Any], batch: Batch, cards: dict[str, Any] = CARDS
+) -> tuple[list[Out], list[tuple[str, Any]]]:
     """The batch as the agent runs it: the messages out, and the writes in flush order."""
     overlay, outputs = Overlay(table), []
     for message, at_ms in batch:
-        desk = Desk(overlay.child(), CARDS, clock=lambda: T0 + 60_000)
+        desk = Desk(overlay.child(), cards, clock=lambda: T0 + 60_000)
         outputs += desk.run(message, at_ms)
         overlay.merge(desk.table)
     return outputs, [(key, json.loads(json.dumps(value))) for key, value in overlay.writes()]
 
 
 def apply(table: dict[str, Any], writes: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {**table, **dict(writes)}
+    """The table after ``writes`` (``None``: the key is deleted)."""
+    after = {**table, **dict(writes)}
+    return {key: value for key, value in after.items() if value is not None}
 
 
 def ids(outputs: list[Out]) -> list[uuid.UUID]:
@@ -237,3 +251,151 @@ def test_a_batch_redelivered_after_a_crash_at_any_write_ends_as_without_the_cras
         # the same messages (their order across topics is free; per order it is kept)
         assert Counter(ids(outputs)) == Counter(ids(expected_outputs)), f"{name}: cut {cut}"
         assert events(outputs) == events(expected_outputs), f"{name}: cut {cut}"
+
+
+# --- retention: a finished order leaves the table (ADR 0008) ----------------------------------
+
+RETENTION = ORDER_RETENTION_MS
+
+
+def forget(*orders: w.OpenOrder, at_ms: int) -> tuple[Message, int]:
+    return w.ForgetOrders(desk=DESK, uids=[o.uid for o in orders]), at_ms
+
+
+def settle(
+    table: dict[str, Any], batches: list[Batch], cards: dict[str, Any] = CARDS
+) -> tuple[dict[str, Any], list[Out]]:
+    published: list[Out] = []
+    for batch in batches:
+        outputs, writes = run_batch(table, batch, cards)
+        published += outputs
+        table = apply(table, writes)
+    return table, published
+
+
+def own_keys(order: w.OpenOrder) -> set[str]:
+    uid = str(order.uid)
+    return {order_key(uid), placement_key(uid), operations_key(uid)}
+
+
+def turnover_ids(table: dict[str, Any], card_id: str = "card-1") -> set[str]:
+    return {uid for bucket in table[turnover_key(card_id)]["buckets"] for uid in bucket[6]}
+
+
+def withdrawal_life(order: w.OpenOrder) -> list[Batch]:
+    decision = decide(w.Verdict.APPROVE).model_copy(update={"uid": order.uid})
+    card = w.ConfirmPayment(uid=order.uid, desk=DESK, payer_card_masked="411111******1111")
+    return [[(order, T0 + 3_000)], [(card, T0 + 3_500)], [(decision, T0 + 4_000)]]
+
+
+def test_a_finished_order_is_forgotten_after_the_retention_period_with_its_own_facts() -> None:
+    order = opening()
+    table, _ = settle({}, deposit_life(order))
+    approved_at = T0 + 2_000
+    assert own_keys(order) <= table.keys()
+    assert str(order.uid) in turnover_ids(table)
+
+    early, writes = run_batch(table, [forget(order, at_ms=approved_at + RETENTION - 1)])
+    assert (early, [k for k, _ in writes]) == ([], [horizon_key(DESK)])  # not due: it stays
+
+    outputs, writes = run_batch(table, [forget(order, at_ms=approved_at + RETENTION)])
+    after = apply(table, writes)
+    assert outputs == []
+    assert not own_keys(order) & after.keys()
+    assert str(order.uid) not in turnover_ids(after)  # the sums stay, the id goes
+    monitored = {b[0]: (b[3], b[4]) for b in after[turnover_key("card-1")]["buckets"]}
+    assert monitored == {"hour": (150_000, 1), "day": (150_000, 1), "month": (150_000, 1)}
+    assert after[balance_key("acme")] == table[balance_key("acme")]
+    assert after[card_key("pool-1", "card-1")] == table[card_key("pool-1", "card-1")]
+    assert after[horizon_key(DESK)] == {"at_ms": approved_at}
+    # deletions in the flush: horizon, the order, the shared entries, the order's own facts
+    assert [write_rank(k, deleted=v is None) for k, v in writes] == [-2, -1, 1, 3, 3]
+
+
+def test_an_order_that_is_not_finished_is_never_forgotten() -> None:
+    order = opening()
+    table, _ = settle({}, deposit_life(order)[:2])  # confirmed, not decided
+    held = own_keys(order) & table.keys()  # no ledger operation yet
+    assert held == {order_key(str(order.uid)), placement_key(str(order.uid))}
+    _, writes = run_batch(table, [forget(order, at_ms=T0 + 10 * RETENTION)])
+    assert held <= apply(table, writes).keys()
+
+
+def test_every_command_of_a_forgotten_order_delivered_again_applies_nothing() -> None:
+    """Kafka redelivers a batch, or a producer retry left a command twice in the log: the
+    order is gone, so the core refuses every command but the opening (unknown order), and
+    the opening is older than the desk's horizon. No money moves, nothing is published."""
+    deposit, withdrawal = opening(amount_minor=300_000), opening(Direction.WITHDRAWAL, 100_000)
+    lives = deposit_life(deposit) + withdrawal_life(withdrawal)
+    table, published = settle({}, lives)
+    assert "capture" in {getattr(o.message, "kind", None) for o in published}
+    forgotten = apply(
+        table, run_batch(table, [forget(deposit, withdrawal, at_ms=T0 + RETENTION + 5_000)])[1]
+    )
+    assert not (own_keys(deposit) | own_keys(withdrawal)) & forgotten.keys()
+    for batch in lives:
+        outputs, writes = run_batch(forgotten, batch)
+        assert (outputs, writes) == ([], []), batch
+    # an opening of a new order is served as ever
+    fresh = opening(amount_minor=9_000)
+    outputs, _ = run_batch(forgotten, [(fresh, T0 + RETENTION + 6_000)])
+    assert [out.message.TYPE for out in outputs] == ["order.created"]
+
+
+def forget_batch() -> tuple[dict[str, Any], Batch]:
+    """Two approved deposits and an expired one on one card, forgotten in one batch with a
+    repeated opening of one of them and a new order."""
+    first, second, expired = (opening(amount_minor=a) for a in (100_000, 110_000, 120_000))
+    batches = deposit_life(first) + deposit_life(second) + [[(expired, T0)]]
+    batches.append([(w.ExpireOrder(uid=expired.uid, desk=DESK), T0 + 900_000)])
+    table, _ = settle({}, batches)
+    at = T0 + 900_000 + RETENTION
+    batch = [
+        forget(first, second, expired, at_ms=at),
+        (first, T0),
+        (opening(amount_minor=9_000), at),
+    ]
+    return table, batch
+
+
+def test_a_forget_redelivered_after_a_crash_at_any_write_ends_as_without_the_crash() -> None:
+    before, batch = forget_batch()
+    expected_outputs, writes = run_batch(before, batch)
+    expected = apply(before, writes)
+    assert {write_rank(k, deleted=v is None) for k, v in writes} == {-2, -1, 0, 1, 2, 3}
+    for cut in range(len(writes)):
+        survived = apply(before, writes[:cut])
+        outputs, again = run_batch(survived, batch)
+        assert apply(survived, again) == expected, f"crash after {cut} writes"
+        assert ids(outputs) == ids(expected_outputs), f"cut {cut}"
+
+
+# --- turnover: the pool's limits and the monitor count a late approval alike -------------------
+
+
+def test_a_late_approval_counts_in_its_own_day_and_month_for_the_pools_limits_and_the_monitor() -> (
+    None
+):
+    """An approval decided at 23:59:59 reaches the desk after today's first approval on the
+    same card: both the pool's limit check and the card monitor count it in yesterday's day
+    (the pool, whose limits are today's, no longer keeps that day) and in this month."""
+    today, late = opening(amount_minor=150_000), opening(amount_minor=70_000)
+    midnight = T0 - (3 * 3_600_000 + 20 * 60_000)  # 2025-11-28T00:00Z
+    late_life = [
+        [(late, midnight - 40 * 60_000)],
+        [(w.ConfirmPayment(uid=late.uid, desk=DESK), midnight - 30 * 60_000)],
+    ]
+    one_card = {"card-1": CARDS["card-1"]}
+    table, _ = settle({}, late_life + deposit_life(today), one_card)
+    decision = decide(w.Verdict.APPROVE).model_copy(update={"uid": late.uid})
+    table, _ = settle(table, [[(decision, midnight - 1_000)]], one_card)
+
+    slot = Slot.from_json(table[card_key("pool-1", "card-1")])
+    load = slot.load(T0 + 3_000, ZoneInfo("UTC"))
+    buckets = {(b[0], b[1]): (b[3], b[4]) for b in table[turnover_key("card-1")]["buckets"]}
+    day_ms, month_start = 24 * 3_600_000, T0 - (27 * 24 + 3) * 3_600_000 - 20 * 60_000
+    monitor_today = buckets[("day", midnight)]
+    monitor_month = buckets[("month", month_start)]
+    assert (load.day_turnover_minor, load.day_count) == monitor_today == (150_000, 1)
+    assert (load.month_turnover_minor, load.month_count) == monitor_month == (220_000, 2)
+    assert buckets[("day", midnight - day_ms)] == (70_000, 1)  # the late one's own day

@@ -104,6 +104,20 @@ def test_order_in_the_database_but_not_in_the_agent():
     assert invariants(orders_match_table(KafkaState(), rows)) == {"6"}
 
 
+def test_a_finished_order_forgotten_by_the_desk_is_consistent_an_unfinished_one_is_not():
+    state, _ = consistent()
+    state.orders.clear()  # the desk forgot the order (ADR 0008)
+    state.events.append(event("order.approved", 4))
+    finished = {UID: RowOrder("approved", 4, "shop", "A-1")}
+    assert orders_match_table(state, finished) == []
+    assert log_matches_table(state) == []
+
+    state, rows = consistent()
+    state.orders.clear()  # missing while still processing: lost, not forgotten
+    assert invariants(orders_match_table(state, rows)) == {"6"}
+    assert invariants(log_matches_table(state)) == {"6"}
+
+
 def test_database_row_at_another_version_or_status():
     state, _ = consistent()
     behind = {UID: RowOrder("new", 2, "shop", "A-1")}
