@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field, StrictInt
 
@@ -86,6 +86,29 @@ class DeviceHealth(Message):
     device_id: DeviceId
     silent: bool
     at_ms: EpochMs
+
+    def message_key(self) -> str:
+        return pool_desk(self.pool_id)
+
+
+#: At most this many notices in one ``desk.forget_notices``.
+MAX_FORGET_NOTICES: Final = 500
+
+
+@register
+class ForgetNotices(Message):
+    """Raised by the desk's retention timer: these notices of the pool's desk were decided
+    longer than the retention period ago; take them out of the desk's table (ADR 0008).
+
+    Safe to forget: a notice is only kept so that a redelivered ``notification.match``
+    decides as the first time, and no redelivery comes that late; a notification older than
+    every open order could match none of them anyway (it must be received after the order
+    was created). The desk checks each notice's age again at the command's own instant."""
+
+    TYPE = "desk.forget_notices"
+
+    pool_id: PoolId
+    notification_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_FORGET_NOTICES)
 
     def message_key(self) -> str:
         return pool_desk(self.pool_id)

@@ -46,6 +46,7 @@ from faust.types import EventT
 
 from domain.orders import TERMINAL
 from schemas import cards as wc
+from schemas import notifications as wn
 from schemas import orders as wo
 from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
@@ -57,7 +58,7 @@ from stream_agents.desk.outputs import OrderEntry
 from stream_agents.desk.step import DESK_INPUT_TYPES, Desk, Overlay, Readable
 from stream_agents.desk.turnover import MonitorRules
 from stream_agents.settings import AgentSettings
-from stream_agents.table_keys import DESK_TABLE, ORDER_PREFIX, order_key
+from stream_agents.table_keys import DESK_TABLE, NOTICE_PREFIX, ORDER_PREFIX, order_key
 from stream_agents.wire import Out, epoch_ms_now, message_id
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,26 @@ def forgets(due: Iterable[tuple[str, str | None]], now_ms: int) -> list[Out]:
             chunk = [uuid.UUID(uid) for uid in sorted(uids[start : start + size])]
             forget = wo.ForgetOrders(desk=desk, uids=chunk)
             ident = message_id(forget.TYPE, desk, now_ms, chunk[0])
+            outputs.append(Out(ORDER_COMMANDS.name, forget, ident, now_ms))
+    return outputs
+
+
+def notice_forgets(seen: dict[str, tuple[int, str]], due_by_ms: int) -> list[Out]:
+    """``desk.forget_notices`` for the notices decided at or before ``due_by_ms``, one per
+    pool (at most ``MAX_FORGET_NOTICES`` each); they leave ``seen`` (a lost forget is sent
+    again once the next rebuild finds them still there)."""
+    by_pool: dict[str, list[str]] = {}
+    for notification_id, (at_ms, pool_id) in list(seen.items()):
+        if at_ms <= due_by_ms:
+            by_pool.setdefault(pool_id, []).append(notification_id)
+            del seen[notification_id]
+    outputs = []
+    now_ms = epoch_ms_now()
+    for pool_id, ids in by_pool.items():
+        for start in range(0, len(ids), wn.MAX_FORGET_NOTICES):
+            chunk = [uuid.UUID(i) for i in sorted(ids[start : start + wn.MAX_FORGET_NOTICES])]
+            forget = wn.ForgetNotices(pool_id=pool_id, notification_ids=chunk)
+            ident = message_id(forget.TYPE, pool_id, now_ms, chunk[0])
             outputs.append(Out(ORDER_COMMANDS.name, forget, ident, now_ms))
     return outputs
 
@@ -249,13 +270,23 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
             sent_at[_uid(out)] = now
         await bus.send(fresh)
 
+    #: Notices decided (``notice/<id>``) by id: (when, pool); refreshed with the indexes.
+    notices_seen: dict[str, tuple[int, str]] = {}
+
     def rebuild(items: Iterable[tuple[str, Any]]) -> None:
-        """Both indexes from the table in one pass."""
-        orders = [(k, v) for k, v in items if k.startswith(ORDER_PREFIX)]
+        """The indexes from the table in one pass."""
+        orders, notices = [], {}
+        for key, value in items:
+            if key.startswith(ORDER_PREFIX):
+                orders.append((key, value))
+            elif key.startswith(NOTICE_PREFIX) and value and "pool_id" in value:
+                notices[key.removeprefix(NOTICE_PREFIX)] = (int(value["at_ms"]), value["pool_id"])
         deadlines.rebuild(orders)
         retirements.clear()
         for key, entry in orders:
             retirements.note(key.removeprefix(ORDER_PREFIX), entry)
+        notices_seen.clear()
+        notices_seen.update(notices)
 
     forget_sent_at: dict[str, float] = {}
     forget_resend_after_s = max(30.0, 5 * settings.retention_sweep_s)
@@ -273,6 +304,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         for uid, _ in fresh:
             forget_sent_at[uid] = now
         await bus.send(forgets(fresh, epoch_ms_now()))
+        await bus.send(notice_forgets(notices_seen, epoch_ms_now() - retention_ms))
         # what the worker holds, for operations and ``make soak`` (docs/operations.md)
         log.info(
             "desk: %d table entries, %d finished orders retained", len(table), len(retirements)

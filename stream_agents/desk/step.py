@@ -67,10 +67,11 @@ log = logging.getLogger(__name__)
 #: automatic holidays for a card of the desk's pool, its own retention's forgets, accepted
 #: disputes' late credits, and bank notifications and device health for its cards (ADR 0010).
 NOTICE_INPUT_TYPES: Final = (wn.MatchNotification, wn.DeviceHealth)
+FORGET_TYPES: Final = (wo.ForgetOrders, wn.ForgetNotices)
 DESK_INPUT_TYPES: Final = (
     *ORDER_COMMAND_TYPES,
     wc.PauseCard,
-    wo.ForgetOrders,
+    *FORGET_TYPES,
     wd.SettleDispute,
     *NOTICE_INPUT_TYPES,
 )
@@ -172,6 +173,9 @@ class Desk:
         if isinstance(message, wo.ForgetOrders):
             self._forget(message, at_ms)
             return []
+        if isinstance(message, wn.ForgetNotices):
+            self._forget_notices(message, at_ms)
+            return []
         pending: deque[tuple[str, Message, int]] = deque([(*_first_part(message), at_ms)])
         outgoing: list[Out] = []
         for _ in range(MAX_HANDOVERS):
@@ -265,6 +269,16 @@ class Desk:
         if horizon is None or horizon["at_ms"] < due_by:
             self.table[horizon_key(message.desk)] = {"at_ms": due_by}
 
+    def _forget_notices(self, message: wn.ForgetNotices, at_ms: int) -> None:
+        """Take out the named notices decided at least the retention period before ``at_ms``
+        (a younger one stays: a forget sent early removes nothing that is not due)."""
+        due_by = at_ms - self.order_retention_ms
+        for notification_id in map(str, message.notification_ids):
+            key = notice_key(notification_id)
+            stored = self.table.get(key)
+            if stored is not None and int(stored["at_ms"]) <= due_by:
+                del self.table[key]
+
     def _pool(
         self, message: wc.RequestCard | wc.ReleaseCard | wc.PauseCard, at_ms: int
     ) -> list[Out]:
@@ -321,8 +335,8 @@ class Desk:
         key = notice_key(str(message.notification_id))
         slot = self.table.get(card_key(message.pool_id, message.card_id))
         step = notices.handle_match(self.table.get(key), message, slot, self._order_entry, at_ms)
-        if step.entry is not None:
-            self.table[key] = step.entry
+        if step.entry is not None:  # with its pool, for the retention timer's forget
+            self.table[key] = {**step.entry, "pool_id": message.pool_id}
         return step.outputs
 
     def _order_entry(self, uid: str) -> OrderEntry | None:

@@ -80,6 +80,7 @@ EXAMPLES: list[Message] = [
     orders.CancelOrder(uid=UID, partner_id="acme"),
     orders.ExpireOrder(uid=UID),
     orders.ForgetOrders(desk="pool:pool-1", uids=[UID]),
+    notifications.ForgetNotices(pool_id="pool-1", notification_ids=[UID]),
     orders.OrderOpened(
         order=snapshot(status=S.PENDING, version=1, card_id=None, card_masked=None),
         pool_id="main",

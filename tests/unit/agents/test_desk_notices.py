@@ -17,6 +17,7 @@ from domain.orders import OrderStatus
 from schemas import ledger as wl
 from schemas import notifications as wn
 from schemas import orders as w
+from stream_agents.desk.agent import notice_forgets
 from stream_agents.desk.notices import Decision, decide
 from stream_agents.desk.outputs import OrderEntry
 from stream_agents.table_keys import balance_key, card_key, notice_key, order_key, write_rank
@@ -324,3 +325,31 @@ def test_a_credit_matches_exactly_the_open_order_of_its_amount_within_its_window
         assert decision == Decision(wn.Outcome.APPROVED, order.order.uid)
     else:
         assert decision == Decision(wn.Outcome.UNMATCHED, reason=wn.Unmatched.OUTSIDE_WINDOW)
+
+
+# --- retention (ADR 0008) -------------------------------------------------------------------------
+
+RETENTION_MS = 48 * 3600 * 1000
+
+
+def test_a_decided_notice_is_forgotten_only_once_the_retention_has_passed() -> None:
+    _, table = opened(amount_minor=71_000)
+    notice = notification(amount_minor=99_900)  # pays nothing: unmatched, but kept
+    table = apply(table, run_batch(table, [(notice, T0 + 40_000)])[1])
+    key = notice_key(str(notice.notification_id))
+    assert table[key]["pool_id"] == "pool-1"  # the timer's forget is addressed by it
+    forget = wn.ForgetNotices(pool_id="pool-1", notification_ids=[notice.notification_id])
+    early = apply(table, run_batch(table, [(forget, T0 + 40_000 + RETENTION_MS - 1)])[1])
+    assert key in early  # not due yet: nothing is removed
+    late = apply(table, run_batch(table, [(forget, T0 + 40_000 + RETENTION_MS)])[1])
+    assert key not in late
+    assert {k for k in late} == {k for k in table} - {key}  # nothing else goes with it
+
+
+def test_the_retention_timer_forgets_due_notices_by_pool() -> None:
+    seen = {"a" * 32: (T0, "pool-1"), "b" * 32: (T0 + 5, "pool-2"), "c" * 32: (T0 + 9, "pool-1")}
+    outputs = notice_forgets(seen, due_by_ms=T0 + 5)
+    forgets = sorted((o.message.pool_id, len(o.message.notification_ids)) for o in outputs)
+    assert forgets == [("pool-1", 1), ("pool-2", 1)]
+    assert list(seen) == ["c" * 32]  # the young one stays for a later sweep
+    assert all(o.key == f"pool:{o.message.pool_id}".encode() for o in outputs)
