@@ -16,9 +16,9 @@ Conventions, so the database itself refuses impossible states rather than trusti
   ``Order.version``).
 
 The package is split by subject (``base``, ``config``, ``access``, ``orders``, ``ledger``,
-``audit``, ``callbacks``, ``turnover``, ``dead_letters``); import from ``db.models`` itself,
-which re-exports every public name. Importing it registers every mapped class, so
-relationships across modules always resolve.
+``audit``, ``callbacks``, ``turnover``, ``dead_letters``, ``second_factor``); import from
+``db.models`` itself, which re-exports every public name. Importing it registers every
+mapped class, so relationships across modules always resolve.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from db.models.config import Card, CardPool, Partner
 from db.models.dead_letters import DeadLetter
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.orders import Order, OrderEvent
+from db.models.second_factor import LoginChallenge, RecoveryCode, SecondFactor
 from db.models.turnover import CardAlert, CardTurnover
 
 __all__ = [
@@ -82,11 +83,14 @@ __all__ = [
     "Currency",
     "DeadLetter",
     "LedgerPosting",
+    "LoginChallenge",
     "Money",
     "Order",
     "OrderEvent",
     "Partner",
     "PartnerApiKey",
+    "RecoveryCode",
+    "SecondFactor",
     "UpdatedAt",
     "matches",
     "one_of",
