@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.repositories.second_factor import required_roles
 from db.settings import DEFAULT_DATABASE_URL
 
 
@@ -42,3 +43,16 @@ class ConsoleSettings(BaseSettings):
     #: Publish configuration changes to the compacted config topics (off: PostgreSQL only).
     publish_config: bool = True
     publish_timeout_s: float = Field(15.0, gt=0)
+    #: Roles that must sign in with a second factor (as for the API; ``admin`` always).
+    totp_required_roles: str = Field(
+        "admin",
+        validation_alias=AliasChoices(
+            "KEEPER_CONSOLE_TOTP_REQUIRED_ROLES", "KEEPER_TOTP_REQUIRED_ROLES"
+        ),
+    )
+    #: The name authenticator apps show next to the account.
+    totp_issuer: str = "Keeper"
+
+    @property
+    def second_factor_roles(self) -> frozenset[str]:
+        return required_roles(self.totp_required_roles)
