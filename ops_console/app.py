@@ -26,7 +26,7 @@ def main() -> None:
         st.navigation([sign_in, *hidden], position="hidden")
         auth.sign_in_page()
         return
-    if who.must_change_password or who.must_enrol:
+    if who.must_change_password or who.must_enrol or credentials.CODES_KEY in st.session_state:
         _finish_sign_in(who)
         return
     offered, hidden = pages_for(who.role)
@@ -45,7 +45,8 @@ def main() -> None:
 
 def _finish_sign_in(who: auth.Who) -> None:
     """Before anything else: a new password (an admin forced a reset), then a second factor
-    (the role must have one). Every page stays registered, hidden, and shows this."""
+    (the role must have one) and its recovery codes, shown once. Every page stays
+    registered, hidden, and shows this."""
     _, hidden = pages_for(None)
 
     def step() -> None:
