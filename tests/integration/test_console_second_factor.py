@@ -57,7 +57,8 @@ def test_an_admin_without_a_second_factor_enrols_before_anything_else(console_li
         "SELECT secret_sealed, confirmed_at FROM console_second_factors f"
         " JOIN console_users u ON u.id = f.user_id WHERE u.username = 'alma'"
     )
-    assert secret not in sealed and confirmed is None
+    assert secret not in sealed
+    assert confirmed is None
     at.run()  # the same pending secret again, not a new one on every run
     assert at.text_input(key="totp_key").value == secret
 
@@ -70,14 +71,16 @@ def test_an_admin_without_a_second_factor_enrols_before_anything_else(console_li
     assert not errors(at), errors(at)
     [shown] = at.code
     codes = str(shown.value).split("\n")
-    assert len(codes) == 10 and all(totp.normalise_recovery_code(c) == c for c in codes)
+    assert len(codes) == 10
+    assert all(totp.normalise_recovery_code(c) == c for c in codes)
     at.button(key="codes_saved").click().run()
     assert titles(at) == ["Partners"]  # the page asked for at first
     stored = console_light.sql(
         "SELECT code_hash FROM console_recovery_codes c"
         " JOIN console_users u ON u.id = c.user_id WHERE u.username = 'alma'"
     )
-    assert len(stored) == 10 and all(h.startswith("$argon2id$") for (h,) in stored)
+    assert len(stored) == 10
+    assert all(h.startswith("$argon2id$") for (h,) in stored)
     audit = console_light.sql("SELECT actor, action FROM audit_log WHERE actor = 'alma'")
     assert [tuple(r) for r in audit] == [("alma", "user.second_factor_enrol")]
 
