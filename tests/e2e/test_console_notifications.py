@@ -1,0 +1,163 @@
+"""Operator notifications outside the tab, in the real browser, and the time they take.
+
+An operator who opted in has the console's queue open in a tab that is in the background
+(another tab, the payer's payment form, is in front). A payer presses "I have paid": the
+operator's browser raises a notification through the Notifications API (the permission
+granted to the console's origin), naming the order's short id only (no amount, no card).
+
+The same test measures, in the browser, the time from the payer's click to the order on
+the operator's queue page (tab in front) and to the notification (tab in the background),
+over ``KEEPER_NOTIFY_ORDERS`` orders each (default 8, sized for CI); ``docs/benchmarks.md``
+records a larger run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ops_console.notify import TITLE, short_id
+from tests.fixtures.console import api_app, browser_sign_in, console_env, streamlit_server
+from tests.fixtures.console import serve_in_loop as serve_api
+from tests.fixtures.system import CURRENCY, System
+
+pytestmark = pytest.mark.e2e
+
+SHOWN_MS = 20_000
+ORDERS = int(os.environ.get("KEEPER_NOTIFY_ORDERS", "8"))
+REFRESH_S = float(os.environ.get("KEEPER_NOTIFY_REFRESH_S", "1.0"))
+
+#: Before any page script: record every notification made, and when each watched text
+#: first appears in the page (both with the page's own clock, Date.now()).
+WATCH = """
+window.__notes = [];
+window.__watch = [];
+window.__seen = {};
+if ("Notification" in window) {
+  const Real = window.Notification;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__notes.push({title, body: (options || {}).body, at: Date.now(),
+                           visibility: document.visibilityState});
+    }
+  };
+}
+new MutationObserver(() => {
+  if (!window.__watch.length || !document.body) return;
+  const text = document.body.innerText;
+  for (const token of window.__watch)
+    if (!(token in window.__seen) && text.includes(token)) window.__seen[token] = Date.now();
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+CLICK_WATCH = """() => document.querySelector('#paid').addEventListener(
+    'click', () => { window.__clicked = Date.now(); }, {capture: true, once: true})"""
+
+
+async def new_order(s: System) -> dict[str, Any]:
+    body = {
+        "direction": "deposit",
+        "amount_minor": 31_700,
+        "currency": CURRENCY,
+        "partner_order_id": f"note-{uuid.uuid4().hex[:8]}",
+    }
+    answer = await s.partner.post("/v1/orders", json=body)
+    assert answer.status_code == 201, answer.text
+    return {**answer.json(), "partner_order_id": body["partner_order_id"]}
+
+
+async def pay(payer: Any, api_url: str, order: dict[str, Any]) -> int:
+    """Open the payment form, press "I have paid"; the click's time (payer's clock)."""
+    await payer.goto(f"{api_url}/pay/{order['uid']}?lang=en")
+    await payer.wait_for_selector("#paid", state="visible", timeout=SHOWN_MS)
+    await payer.evaluate(CLICK_WATCH)
+    await payer.click("#paid")
+    return int(await payer.evaluate("() => window.__clicked"))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (
+        f"{name}: n={len(values)} p50={statistics.median(values):.0f} ms "
+        f"p99={percentile(values, 0.99):.0f} ms max={max(values):.0f} ms"
+    )
+
+
+async def test_a_confirmed_order_notifies_an_operator_in_a_background_tab(
+    system: System, console_chromium: Any, tmp_path: Path
+):
+    s = system
+    with s.engine.begin() as conn:  # olga opted in (My account)
+        conn.execute(text("UPDATE console_users SET notify_desktop = true WHERE username = 'olga'"))
+    async with (
+        serve_api(api_app(s)) as api_url,
+        streamlit_server(
+            console_env(s.database_url, api_url, refresh_s=REFRESH_S), tmp_path / "console.log"
+        ) as url,
+    ):
+        context = await console_chromium.new_context(viewport={"width": 1400, "height": 900})
+        await context.grant_permissions(["notifications"], origin=url)
+        await context.add_init_script(WATCH)
+        operator = await context.new_page()
+        await operator.goto(url)
+        await browser_sign_in(operator, "olga")
+        await operator.get_by_role("heading", name="Operator queue").wait_for(timeout=SHOWN_MS)
+        assert await operator.evaluate("() => Notification.permission") == "granted"
+        payer = await context.new_page()
+
+        # Tab in front: from the click to the order on the queue page.
+        shown_ms = []
+        for _ in range(ORDERS):
+            order = await new_order(s)
+            await s.row(order["uid"], "new")
+            token = order["partner_order_id"]
+            await operator.evaluate("t => window.__watch.push(t)", token)
+            await operator.bring_to_front()
+            clicked = await pay(payer, api_url, order)
+            await operator.wait_for_function("t => t in window.__seen", arg=token, timeout=SHOWN_MS)
+            shown_ms.append(await operator.evaluate("t => window.__seen[t]", token) - clicked)
+        assert await operator.evaluate("() => window.__notes.length") == 0  # in front: none
+
+        # Tab in the background: from the click to the notification.
+        noted_ms = []
+        for _ in range(ORDERS):
+            order = await new_order(s)
+            await s.row(order["uid"], "new")
+            await payer.bring_to_front()
+            assert await operator.evaluate("() => document.visibilityState") == "hidden"
+            before = await operator.evaluate("() => window.__notes.length")
+            clicked = await pay(payer, api_url, order)
+            await operator.wait_for_function(
+                "n => window.__notes.length > n", arg=before, timeout=SHOWN_MS
+            )
+            note = (await operator.evaluate("() => window.__notes"))[before]
+            assert note["title"] == TITLE
+            assert note["body"] == f"Order {short_id(order['uid'])}"  # the short id only
+            assert "317" not in note["body"]
+            assert order["card"]["number"][-4:] not in note["body"]
+            assert note["visibility"] == "hidden"
+            noted_ms.append(note["at"] - clicked)
+
+        report = "\n".join(
+            [
+                f"refresh_s={REFRESH_S}",
+                summary("click -> queue page (tab in front)", shown_ms),
+                summary("click -> notification (tab in background)", noted_ms),
+            ]
+        )
+        print(report)
+        out = os.environ.get("KEEPER_NOTIFY_REPORT")
+        if out:
+            with open(out, "a") as report_file:  # noqa: ASYNC230 - once, after the run
+                report_file.write(report + "\n")
+        await context.close()
