@@ -1,7 +1,8 @@
 """Time-based one-time passwords (RFC 6238) as Keeper accepts them, with no I/O.
 
-A code is six digits for a 30 s time step (``pyotp``, HMAC-SHA1, the parameters every
-authenticator app uses). A code of the step before or after the current one is accepted
+A code is six digits for a 30 s time step (HMAC-SHA1, the parameters every authenticator
+app uses; the codes themselves come from ``pyotp`` through ``db.otp``, passed in here as a
+function of the step). A code of the step before or after the current one is accepted
 too, for a phone's clock that drifts (RFC 6238, section 5.2, "one time step" of network
 delay). A step is accepted at most once, and never one at or before the last accepted step
 (RFC 6238, section 5.2: "the verifier MUST NOT accept the second attempt of the same OTP"):
@@ -13,9 +14,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Final
-
-import pyotp
 
 STEP_S: Final = 30
 DIGITS: Final = 6
@@ -28,18 +28,8 @@ RECOVERY_GROUPS: Final = 3
 RECOVERY_GROUP_LEN: Final = 4
 
 
-def new_secret() -> str:
-    """A fresh 160-bit secret, base32 (RFC 4226 recommends 160 bits)."""
-    return pyotp.random_base32(32)
-
-
 def step_of(unix_s: float) -> int:
     return int(unix_s // STEP_S)
-
-
-def code_at(secret: str, step: int) -> str:
-    """The code of ``step`` (what an authenticator app shows during it)."""
-    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S).at(step * STEP_S)
 
 
 def normalise_code(code: str) -> str | None:
@@ -50,9 +40,12 @@ def normalise_code(code: str) -> str | None:
     return None
 
 
-def matching_step(secret: str, code: str, unix_s: float, last_step: int | None) -> int | None:
+def matching_step(
+    code_at: Callable[[int], str], code: str, unix_s: float, last_step: int | None
+) -> int | None:
     """The time step ``code`` belongs to, if it is a valid code near ``unix_s`` for a step
-    after ``last_step``; ``None`` otherwise (wrong, too old, or already used)."""
+    after ``last_step``; ``None`` otherwise (wrong, too old, or already used). ``code_at``
+    gives the secret's code of a step."""
     digits = normalise_code(code)
     if digits is None:
         return None
@@ -60,18 +53,11 @@ def matching_step(secret: str, code: str, unix_s: float, last_step: int | None) 
     found = None
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
         # compare every candidate: the time taken does not tell which step matched
-        if hmac.compare_digest(code_at(secret, step), digits) and found is None:
+        if hmac.compare_digest(code_at(step), digits) and found is None:
             found = step
     if found is None or (last_step is not None and found <= last_step):
         return None
     return found
-
-
-def provisioning_uri(secret: str, account: str, issuer: str) -> str:
-    """The ``otpauth://`` URI an authenticator app reads from the QR code."""
-    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_S).provisioning_uri(
-        name=account, issuer_name=issuer
-    )
 
 
 def new_recovery_code() -> str:
@@ -104,13 +90,10 @@ __all__ = [
     "DIGITS",
     "DRIFT_STEPS",
     "STEP_S",
-    "code_at",
     "matching_step",
     "new_recovery_code",
-    "new_secret",
     "normalise_code",
     "normalise_recovery_code",
-    "provisioning_uri",
     "recovery_lookup",
     "step_of",
 ]

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from db import otp
 from db.crypto import SecretBox
 from db.models import CONSOLE_ROLES, ConsoleSession, LoginChallenge, RecoveryCode, SecondFactor
 from db.models import ConsoleUser as UserRow
@@ -114,14 +115,14 @@ def begin_enrolment(
     factor = _factor(session, user.id, lock=True)
     if factor is not None and factor.confirmed_at is not None:
         raise AlreadyExists(f"user {user.username!r} already has a second factor")
-    secret = totp.new_secret()
+    secret = otp.new_secret()
     if factor is None:
         session.add(SecondFactor(user_id=user.id, secret_sealed=box.seal(secret)))
     else:
         factor.secret_sealed = box.seal(secret)
         factor.last_step = None
     session.flush()
-    return Enrolment(secret, totp.provisioning_uri(secret, user.username, issuer))
+    return Enrolment(secret, otp.provisioning_uri(secret, user.username, issuer))
 
 
 def pending_enrolment(
@@ -133,7 +134,7 @@ def pending_enrolment(
         return None
     user = _user(session, user_id)
     secret = box.open(factor.secret_sealed)
-    return Enrolment(secret, totp.provisioning_uri(secret, user.username, issuer))
+    return Enrolment(secret, otp.provisioning_uri(secret, user.username, issuer))
 
 
 def _new_recovery_codes(session: Session, user_id: uuid.UUID) -> list[str]:
@@ -159,7 +160,7 @@ def confirm_enrolment(
     if factor is None or factor.confirmed_at is not None:
         raise InvalidInput("no enrolment is waiting for a code; start again")
     step = totp.matching_step(
-        box.open(factor.secret_sealed), code, now.timestamp(), factor.last_step
+        otp.codes_of(box.open(factor.secret_sealed)), code, now.timestamp(), factor.last_step
     )
     if step is None:
         raise InvalidInput("that code is not right; type the code the app shows now")
@@ -209,7 +210,7 @@ def verify(
         return None
     if totp.normalise_code(code) is not None:
         step = totp.matching_step(
-            box.open(factor.secret_sealed), code, now.timestamp(), factor.last_step
+            otp.codes_of(box.open(factor.secret_sealed)), code, now.timestamp(), factor.last_step
         )
         if step is None:
             return None
