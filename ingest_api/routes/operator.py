@@ -157,6 +157,10 @@ async def _failed(
     "/auth/login",
     summary="Sign in as a console user (step 1: the password)",
     responses={
+        200: {
+            "description": "A session (`SessionPublic`), or, for a user with two-factor "
+            "sign-in, a `SecondFactorChallenge` for step 2"
+        },
         **BODY_RESPONSES,
         401: {"model": ErrorResponse, "description": "Wrong username or password"},
         **THROTTLED,
