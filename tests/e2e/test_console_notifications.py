@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import text
 
 from ops_console.notify import TITLE, short_id
+from ops_console.settings import ConsoleSettings
 from tests.fixtures.console import api_app, browser_sign_in, console_env, streamlit_server
 from tests.fixtures.console import serve_in_loop as serve_api
 from tests.fixtures.system import CURRENCY, System
@@ -33,7 +34,10 @@ pytestmark = pytest.mark.e2e
 
 SHOWN_MS = 20_000
 ORDERS = int(os.environ.get("KEEPER_NOTIFY_ORDERS", "8"))
-REFRESH_S = float(os.environ.get("KEEPER_NOTIFY_REFRESH_S", "1.0"))
+#: The queue's refresh; the console's default unless asked otherwise.
+REFRESH_S = float(
+    os.environ.get("KEEPER_NOTIFY_REFRESH_S", ConsoleSettings.model_fields["refresh_s"].default)
+)
 
 #: Before any page script: record every notification made, and when each watched text
 #: first appears in the page (both with the page's own clock, Date.now()).
