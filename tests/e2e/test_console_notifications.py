@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,25 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from db import otp
+from db.repositories import users
+from domain import totp
 from ops_console.notify import TITLE, short_id
 from ops_console.settings import ConsoleSettings
-from tests.fixtures.console import api_app, browser_sign_in, console_env, streamlit_server
+from tests.fixtures.console import (
+    Console,
+    api_app,
+    browser_sign_in,
+    console_env,
+    streamlit_server,
+)
 from tests.fixtures.console import serve_in_loop as serve_api
-from tests.fixtures.system import CURRENCY, System
+from tests.fixtures.system import CURRENCY, PASSWORD, System
 
 pytestmark = pytest.mark.e2e
 
 SHOWN_MS = 20_000
+SCREENS = Path(__file__).resolve().parents[2] / "docs" / "screens"
 ORDERS = int(os.environ.get("KEEPER_NOTIFY_ORDERS", "8"))
 #: The queue's refresh; the console's default unless asked otherwise.
 REFRESH_S = float(
@@ -189,3 +200,35 @@ async def test_a_confirmed_order_notifies_an_operator_in_a_background_tab(
             with open(out, "a") as report_file:  # noqa: ASYNC230 - once, after the run
                 report_file.write(report + "\n")
         await context.close()
+
+
+async def test_an_admin_enrols_in_the_browser(
+    console_light: Console, console_chromium: Any, tmp_path: Path
+):
+    """An admin without a second factor signs in, gets only enrolment (a QR code drawn by
+    the console, the key as text), types the app's code and sees the recovery codes once;
+    pictured in ``docs/screens/console-second-factor.png``."""
+    with console_light.sessions.begin() as s:
+        users.create_user(s, "alma", PASSWORD, "admin", actor="test")
+    env = console_env(console_light.database_url, console_light.api_url)
+    async with streamlit_server(env, tmp_path / "console.log") as url:
+        page = await console_chromium.new_page(viewport={"width": 1400, "height": 1100})
+        await page.goto(url)
+        await browser_sign_in(page, "alma")
+        await page.get_by_role("heading", name="Finish signing in").wait_for(timeout=SHOWN_MS)
+        await page.locator("img").first.wait_for(timeout=SHOWN_MS)  # the QR code
+        key = await page.get_by_label("Key").input_value()
+        await page.wait_for_timeout(500)
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENS / "console-second-factor.png"), full_page=True)
+        code = otp.code_at(key, totp.step_of(time.time()))
+        await page.get_by_label("2. The 6-digit code the app shows now").fill(code)
+        await page.get_by_role("button", name="Turn on two-factor sign-in").click()
+        await page.get_by_text("Save these recovery codes now").wait_for(timeout=SHOWN_MS)
+        await page.get_by_role("button", name="I have saved my recovery codes").click()
+        await page.get_by_role("heading", name="Operator queue").wait_for(timeout=SHOWN_MS)
+    [(confirmed,)] = console_light.sql(
+        "SELECT f.confirmed_at IS NOT NULL FROM console_second_factors f"
+        " JOIN console_users u ON u.id = f.user_id WHERE u.username = 'alma'"
+    )
+    assert confirmed
