@@ -149,10 +149,46 @@ class LoginRequest(_Strict):
 
 
 class SessionPublic(BaseModel):
+    """A session: send ``token`` as ``Authorization: Bearer <token>``."""
+
     token: str
     username: str
     role: str
     expires_at: datetime
+    second_factor_enrolment_required: bool = Field(
+        False,
+        description="the role must have two-factor sign-in and the user has none yet: until "
+        "it is set up (in the console, *My account*), every call but sign-out and password "
+        "change is answered `403 second_factor_enrolment_required`",
+    )
+    password_change_required: bool = Field(
+        False,
+        description="an admin forced a password reset: until `POST /v1/auth/password`, "
+        "every call but sign-out is answered `403 password_change_required`",
+    )
+
+
+class SecondFactorChallenge(BaseModel):
+    """The password was right and the user has two-factor sign-in: no session yet. Post
+    ``challenge`` with a code to ``POST /v1/auth/login/second-factor`` before
+    ``expires_at``."""
+
+    second_factor: Literal["totp"] = "totp"
+    challenge: str
+    expires_at: datetime
+
+
+class SecondFactorLogin(_Strict):
+    challenge: Annotated[Secret, Field(min_length=1, max_length=128)]
+    code: Annotated[
+        Secret,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="the 6 digits the authenticator app shows, or one unused recovery "
+            "code (`xxxx-xxxx-xxxx`)",
+        ),
+    ]
 
 
 class PasswordChange(_Strict):

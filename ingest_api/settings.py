@@ -7,6 +7,7 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.repositories.second_factor import required_roles
 from db.settings import DEFAULT_DATABASE_URL
 
 DEV_SECRET = "dev-only-order-id-secret-change-me"  # noqa: S105 - refused outside development
@@ -74,6 +75,15 @@ class ApiSettings(BaseSettings):
     #: Console sessions are re-checked in the database at most this often per token; a
     #: session ended in another process stops working here within this time.
     session_cache_s: float = Field(1.0, ge=0, le=5.0)
+    #: Roles that must sign in with a second factor (TOTP), comma-separated; ``admin``
+    #: always must (``db.repositories.second_factor.required_roles``).
+    totp_required_roles: str = "admin"
+    #: How long the challenge between a sign-in's password and its code lasts.
+    login_challenge_s: int = Field(300, ge=30, le=900)
+
+    @property
+    def second_factor_roles(self) -> frozenset[str]:
+        return required_roles(self.totp_required_roles)
 
     @property
     def docs_public(self) -> bool:
@@ -83,6 +93,11 @@ class ApiSettings(BaseSettings):
     def _no_default_secrets_in_production(self) -> Self:
         if self.env == "production" and self.order_id_secret.get_secret_value() == DEV_SECRET:
             raise ValueError("KEEPER_ORDER_ID_SECRET must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _known_second_factor_roles(self) -> Self:
+        required_roles(self.totp_required_roles)  # raises on an unknown role
         return self
 
     @model_validator(mode="after")

@@ -81,6 +81,10 @@ class Attempt:
     def user_scope(self) -> tuple[Scope, ...]:
         return tuple(s for s in self.scopes if s.kind == USER)
 
+    @property
+    def address_scope(self) -> tuple[Scope, ...]:
+        return tuple(s for s in self.scopes if s.kind == ADDRESS)
+
 
 def _user_key(username: str) -> tuple[str, str]:
     """``(key, actor)``: the normalised name twice, or for a name no user can have a digest

@@ -35,7 +35,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal, TextIO, TypeVar
 
@@ -55,7 +55,7 @@ from db.crypto import (
 )
 from db.engine import make_engine, session_factory
 from db.models import CONSOLE_ROLES
-from db.repositories import api_keys, cards, partners, users
+from db.repositories import api_keys, cards, partners, second_factor, users
 from db.repositories.errors import RepositoryError
 from db.settings import DEFAULT_DATABASE_URL
 from domain.text import IDENTIFIER, LABEL, SECRET, InvalidText, TextRule, check_text, text_violation
@@ -307,6 +307,29 @@ def cmd_create_user(ctx: Context, args: argparse.Namespace) -> None:
     ctx.say(f"user {user.username} created with role {user.role}{of}")
 
 
+def cmd_reset_second_factor(ctx: Context, args: argparse.Namespace) -> None:
+    """The way back in when the only admin lost their phone and their recovery codes."""
+    now = datetime.now(UTC)
+    reset = ctx.transaction(
+        lambda s: second_factor.reset(s, args.username, actor=ctx.actor, now=now)
+    )
+    ctx.say(
+        f"second factor of {args.username} removed; their sessions ended"
+        if reset
+        else f"{args.username} has no second factor"
+    )
+
+
+def cmd_force_password_reset(ctx: Context, args: argparse.Namespace) -> None:
+    temporary = password_from(ctx, args.password_env) if args.temporary else None
+    ctx.transaction(
+        lambda s: users.force_password_reset(
+            s, args.username, actor=ctx.actor, temporary_password=temporary
+        )
+    )
+    ctx.say(f"{args.username} must set a new password at the next sign-in")
+
+
 def cmd_publish_config(ctx: Context, args: argparse.Namespace) -> None:
     ctx.publish(partner_ids=None, pools=None)
 
@@ -539,6 +562,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
     sub.set_defaults(run=cmd_create_user)
+
+    sub = commands.add_parser(
+        "reset-second-factor", help="remove a console user's second factor (audited)"
+    )
+    sub.add_argument("username", type=ID)
+    sub.set_defaults(run=cmd_reset_second_factor)
+
+    sub = commands.add_parser(
+        "force-password-reset", help="make a console user set a new password (audited)"
+    )
+    sub.add_argument("username", type=ID)
+    sub.add_argument(
+        "--temporary", action="store_true", help="also set a temporary password (stdin or env)"
+    )
+    sub.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+    sub.set_defaults(run=cmd_force_password_reset)
 
     sub = commands.add_parser("publish-config", help="publish every partner and card config")
     sub.set_defaults(run=cmd_publish_config)

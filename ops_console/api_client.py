@@ -1,4 +1,5 @@
-"""The console's calls to the Keeper API: sign-in, sign-out, password change, decisions.
+"""The console's calls to the Keeper API: sign-in (one or two steps), sign-out, password
+change, decisions.
 
 The console never decides an order or opens a session itself: the API checks the role again
 and sends the decision through the order agent, which serialises concurrent decisions, and
@@ -34,6 +35,27 @@ class SignedIn:
     username: str
     role: str
     expires_at: str
+    second_factor_enrolment_required: bool = False
+    password_change_required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """The password was right; the code goes with ``challenge`` to the second step."""
+
+    challenge: str
+    expires_at: str
+
+
+def _signed_in(body: dict[str, Any]) -> SignedIn:
+    return SignedIn(
+        body["token"],
+        body["username"],
+        body["role"],
+        body["expires_at"],
+        bool(body.get("second_factor_enrolment_required", False)),
+        bool(body.get("password_change_required", False)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +98,27 @@ class KeeperApi:
             return answer
         raise _refusal(answer)
 
-    def login(self, username: str, password: str, client_address: str | None = None) -> SignedIn:
-        """Sign in; ``client_address`` is the browser's, for the API's sign-in throttle."""
+    def login(
+        self, username: str, password: str, client_address: str | None = None
+    ) -> SignedIn | Challenge:
+        """Sign in (step 1); ``client_address`` is the browser's, for the API's sign-in
+        throttle. A user with two-factor sign-in gets a :class:`Challenge` for step 2."""
         credentials = {"username": username, "password": password}
         body = self._post("/v1/auth/login", credentials, client_address=client_address).json()
-        return SignedIn(body["token"], body["username"], body["role"], body["expires_at"])
+        if "challenge" in body:
+            return Challenge(body["challenge"], body["expires_at"])
+        return _signed_in(body)
+
+    def login_second_factor(
+        self, challenge: str, code: str, client_address: str | None = None
+    ) -> SignedIn:
+        """Sign in (step 2): the challenge of step 1 with a TOTP or recovery code."""
+        body = self._post(
+            "/v1/auth/login/second-factor",
+            {"challenge": challenge, "code": code},
+            client_address=client_address,
+        ).json()
+        return _signed_in(body)
 
     def logout(self, token: str) -> None:
         self._post("/v1/auth/logout", {}, token)

@@ -258,9 +258,13 @@ def users(engine: Engine) -> pd.DataFrame:
     return frame(
         engine,
         """
-        SELECT username, role, partner_id, is_active, password_changed_at, created_at,
+        SELECT u.username, u.role, u.partner_id, u.is_active,
+               f.confirmed_at IS NOT NULL AS two_factor,
+               u.must_change_password, u.password_changed_at, u.created_at,
                (SELECT MAX(last_seen_at) FROM console_sessions s WHERE s.user_id = u.id)
                  AS last_seen_at
-        FROM console_users u ORDER BY username
+        FROM console_users u
+        LEFT JOIN console_second_factors f ON f.user_id = u.id
+        ORDER BY u.username
         """,
     )

@@ -16,9 +16,9 @@ Conventions, so the database itself refuses impossible states rather than trusti
   ``Order.version``).
 
 The package is split by subject (``base``, ``config``, ``access``, ``orders``, ``ledger``,
-``audit``, ``callbacks``, ``turnover``, ``dead_letters``, ``disputes``); import from
-``db.models`` itself, which re-exports every public name. Importing it registers every
-mapped class, so relationships across modules always resolve.
+``audit``, ``callbacks``, ``turnover``, ``dead_letters``, ``disputes``, ``notifications``,
+``second_factor``); import from ``db.models`` itself, which re-exports every public name.
+Importing it registers every mapped class, so relationships across modules always resolve.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from db.models.disputes import Dispute, DisputeReceipt
 from db.models.ledger import BalanceSnapshot, LedgerPosting
 from db.models.notifications import BankTemplate, Device, Notification, NotificationParse
 from db.models.orders import Order, OrderEvent
+from db.models.second_factor import LoginChallenge, RecoveryCode, SecondFactor
 from db.models.turnover import CardAlert, CardTurnover
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "Dispute",
     "DisputeReceipt",
     "LedgerPosting",
+    "LoginChallenge",
     "Money",
     "Notification",
     "NotificationParse",
@@ -95,6 +97,8 @@ __all__ = [
     "OrderEvent",
     "Partner",
     "PartnerApiKey",
+    "RecoveryCode",
+    "SecondFactor",
     "UpdatedAt",
     "matches",
     "one_of",

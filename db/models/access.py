@@ -72,6 +72,10 @@ class ConsoleUser(Base):
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
     created_at: Mapped[CreatedAt]
+    #: Set by an admin's forced reset: the next session may only set a new password.
+    must_change_password: Mapped[bool] = mapped_column(server_default=text("false"))
+    #: Opted in to browser notifications of orders that await a decision.
+    notify_desktop: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class ApiNonce(Base):

@@ -50,20 +50,25 @@ class Lock:
 def _rows(session: Session, scopes: Sequence[Scope], now: datetime) -> list[LoginThrottle]:
     """The scopes' rows, created if missing, locked, in the order of ``scopes``."""
     ordered = sorted({(s.kind, s.key) for s in scopes})
-    session.execute(
-        insert(LoginThrottle)
-        .values([{"scope": kind, "key": key, "window_started_at": now} for kind, key in ordered])
-        .on_conflict_do_nothing(index_elements=[LoginThrottle.scope, LoginThrottle.key])
-    )
-    found = session.scalars(
-        select(LoginThrottle)
-        .where(tuple_(LoginThrottle.scope, LoginThrottle.key).in_(ordered))
-        .order_by(LoginThrottle.scope, LoginThrottle.key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    by_key = {(row.scope, row.key): row for row in found}
-    return [by_key[(s.kind, s.key)] for s in scopes]
+    for _ in range(3):  # a success on another worker may delete a user row between the two
+        session.execute(
+            insert(LoginThrottle)
+            .values(
+                [{"scope": kind, "key": key, "window_started_at": now} for kind, key in ordered]
+            )
+            .on_conflict_do_nothing(index_elements=[LoginThrottle.scope, LoginThrottle.key])
+        )
+        found = session.scalars(
+            select(LoginThrottle)
+            .where(tuple_(LoginThrottle.scope, LoginThrottle.key).in_(ordered))
+            .order_by(LoginThrottle.scope, LoginThrottle.key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        by_key = {(row.scope, row.key): row for row in found}
+        if len(by_key) == len(ordered):
+            return [by_key[(s.kind, s.key)] for s in scopes]
+    raise RuntimeError("sign-in throttle rows kept disappearing; try again")
 
 
 def _counter(row: LoginThrottle) -> Counter:

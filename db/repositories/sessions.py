@@ -26,11 +26,11 @@ from typing import Final
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import ConsoleSession
+from db.models import ConsoleSession, SecondFactor
 from db.models import ConsoleUser as UserRow
 from db.repositories._common import as_uuid, aware
 from db.repositories.errors import InvalidInput, NotFound
-from db.repositories.users import ConsoleUser
+from db.repositories.users import ConsoleUser, view_of
 
 #: A token longer than this is not one of ours; refuse it before hashing.
 MAX_TOKEN_LENGTH: Final = 128
@@ -76,6 +76,20 @@ def open_session(
     return token
 
 
+def _find(session: Session, digest: bytes) -> tuple[ConsoleSession, UserRow, bool] | None:
+    """The session row, its user, and whether the user has a second factor."""
+    found = session.execute(
+        select(ConsoleSession, UserRow, SecondFactor.confirmed_at)
+        .join(UserRow, UserRow.id == ConsoleSession.user_id)
+        .outerjoin(SecondFactor, SecondFactor.user_id == UserRow.id)
+        .where(ConsoleSession.token_sha256 == digest)
+    ).one_or_none()
+    if found is None:
+        return None
+    row, user, confirmed_at = found
+    return row, user, confirmed_at is not None
+
+
 def _alive(row: ConsoleSession, user: UserRow, now: datetime, idle_s: int) -> bool:
     idle_limit = timedelta(seconds=min(idle_s, row.idle_s))
     return (
@@ -95,14 +109,10 @@ def session_user(session: Session, token: str, now: datetime, idle_s: int) -> Co
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_digest(token)
-    found = session.execute(
-        select(ConsoleSession, UserRow)
-        .join(UserRow, UserRow.id == ConsoleSession.user_id)
-        .where(ConsoleSession.token_sha256 == digest)
-    ).one_or_none()
+    found = _find(session, digest)
     if found is None:
         return None
-    row, user = found
+    row, user, second_factor = found
     if not _alive(row, user, now, idle_s):
         return None
     session.execute(
@@ -112,12 +122,7 @@ def session_user(session: Session, token: str, now: datetime, idle_s: int) -> Co
         .execution_options(synchronize_session=False)
     )
     session.expire(row, ["last_seen_at"])
-    return ConsoleUser(
-        id=user.id,
-        username=user.username,
-        role=user.role,
-        password_changed_at=user.password_changed_at,
-    )
+    return view_of(user, second_factor)
 
 
 def peek_session_user(
@@ -131,22 +136,13 @@ def peek_session_user(
     aware("now", now)
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    found = session.execute(
-        select(ConsoleSession, UserRow)
-        .join(UserRow, UserRow.id == ConsoleSession.user_id)
-        .where(ConsoleSession.token_sha256 == token_digest(token))
-    ).one_or_none()
+    found = _find(session, token_digest(token))
     if found is None:
         return None
-    row, user = found
+    row, user, second_factor = found
     if not _alive(row, user, now, idle_s):
         return None
-    return ConsoleUser(
-        id=user.id,
-        username=user.username,
-        role=user.role,
-        password_changed_at=user.password_changed_at,
-    )
+    return view_of(user, second_factor)
 
 
 def close_session(session: Session, token: str, now: datetime | None = None) -> bool:

@@ -24,7 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import CONSOLE_ROLES, ConsoleSession, Partner
+from db.models import CONSOLE_ROLES, ConsoleSession, Partner, SecondFactor
 from db.models import ConsoleUser as UserRow
 from db.repositories import audit
 from db.repositories._common import as_uuid, insert
@@ -40,21 +40,43 @@ _hasher: Final = PasswordHasher()
 
 @dataclass(frozen=True, slots=True)
 class ConsoleUser:
-    """Who is signed in to the console; never carries the password hash."""
+    """Who is signed in to the console; never carries the password hash.
+
+    ``second_factor``: two-factor sign-in is on (enrolment confirmed);
+    ``must_change_password``: an admin forced a reset, so the session may only set a new
+    password; ``notify_desktop``: opted in to browser notifications.
+    """
 
     id: uuid.UUID
     username: str
     role: str
     password_changed_at: datetime
+    second_factor: bool = False
+    must_change_password: bool = False
+    notify_desktop: bool = False
 
 
-def _view(row: UserRow) -> ConsoleUser:
+def view_of(row: UserRow, second_factor: bool) -> ConsoleUser:
     return ConsoleUser(
         id=row.id,
         username=row.username,
         role=row.role,
         password_changed_at=row.password_changed_at,
+        second_factor=second_factor,
+        must_change_password=row.must_change_password,
+        notify_desktop=row.notify_desktop,
     )
+
+
+def _has_second_factor(session: Session, user_id: uuid.UUID) -> bool:
+    confirmed = session.scalar(
+        select(SecondFactor.confirmed_at).where(SecondFactor.user_id == user_id)
+    )
+    return confirmed is not None
+
+
+def _view(row: UserRow, session: Session) -> ConsoleUser:
+    return view_of(row, _has_second_factor(session, row.id))
 
 
 @cache
@@ -138,8 +160,8 @@ def create_user(
         row,
         {"uq_console_users_username": lambda: AlreadyExists(f"user {name!r} already exists")},
     )
-    session.refresh(row, ["password_changed_at"])
-    user = _view(row)
+    session.refresh(row, ["password_changed_at", "must_change_password", "notify_desktop"])
+    user = _view(row, session)
     audit.record(
         session,
         actor=actor,
@@ -157,7 +179,7 @@ def get_user(session: Session, username: str) -> ConsoleUser | None:
     row = session.scalars(
         select(UserRow).where(UserRow.username == username.strip().lower())
     ).one_or_none()
-    return None if row is None else _view(row)
+    return None if row is None else _view(row, session)
 
 
 def authenticate(session: Session, username: str, password: str) -> ConsoleUser | None:
@@ -179,7 +201,7 @@ def authenticate(session: Session, username: str, password: str) -> ConsoleUser 
         return None
     if _hasher.check_needs_rehash(row.password_hash):  # parameters were raised since
         row.password_hash = _hasher.hash(password)
-    return _view(row)
+    return _view(row, session)
 
 
 def change_password(
@@ -194,7 +216,8 @@ def change_password(
     """Replace the password if ``current_password`` is right; ``False`` otherwise.
 
     ``actor`` defaults to the user (changing one's own password). A new password that breaks
-    the length rule raises :class:`InvalidInput` (``code = "invalid_input"``).
+    the length rule, or equals the current one, raises :class:`InvalidInput`
+    (``code = "invalid_input"``). A reset an admin forced is done with it.
 
     Every open session of the user is revoked: whoever might have known the old password
     loses access too. The caller opens a fresh session for the person who changed it.
@@ -206,9 +229,12 @@ def change_password(
     new_hash = hash_password(new_password)
     if not _verify(row.password_hash, current_password):
         return False
+    if new_password == current_password:
+        raise InvalidInput("the new password must differ from the current one")
     moment = now or datetime.now(UTC)
     row.password_hash = new_hash
     row.password_changed_at = moment
+    row.must_change_password = False
     session.execute(
         update(ConsoleSession)
         .where(ConsoleSession.user_id == row.id, ConsoleSession.revoked_at.is_(None))
@@ -325,6 +351,60 @@ def set_user_active(session: Session, username: str, active: bool, *, actor: str
     return True
 
 
+def force_password_reset(
+    session: Session,
+    username: str,
+    *,
+    actor: str,
+    temporary_password: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """An admin forces ``username`` to set a new password at the next sign-in: its sessions
+    end now, and the next session may only change the password (the API answers everything
+    else ``403 password_change_required``). With ``temporary_password`` the admin also sets
+    the password that sign-in will take (for a user who forgot theirs). Audited, never the
+    password."""
+    if normalise_username(username) == normalise_username(actor):
+        raise InvalidInput("change your own password on the My account page")
+    new_hash = None if temporary_password is None else hash_password(temporary_password)
+    row = _user_row(session, username)
+    moment = now or datetime.now(UTC)
+    before = {"username": row.username, "must_change_password": row.must_change_password}
+    row.must_change_password = True
+    if new_hash is not None:
+        row.password_hash = new_hash
+        row.password_changed_at = moment
+    _revoke_sessions(session, row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.password_reset",
+        entity="user",
+        entity_id=str(row.id),
+        before=before,
+        after={
+            "username": row.username,
+            "must_change_password": True,
+            "temporary_password_set": new_hash is not None,
+        },
+    )
+    return True
+
+
+def set_notify_desktop(session: Session, user_id: uuid.UUID, on: bool) -> bool:
+    """Opt in to (or out of) browser notifications; ``False`` when already so."""
+    key = as_uuid(user_id)
+    row = None if key is None else session.get(UserRow, key, with_for_update=True)
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if row.notify_desktop == on:
+        return False
+    row.notify_desktop = on
+    session.flush()
+    return True
+
+
 __all__ = [
     "MIN_PASSWORD_LENGTH",
     "PARTNER_ROLE",
@@ -334,11 +414,14 @@ __all__ = [
     "change_password",
     "check_password_rule",
     "create_user",
+    "force_password_reset",
     "get_user",
     "hash_password",
     "list_users",
     "normalise_username",
     "prepare_dummy_hash",
+    "set_notify_desktop",
     "set_user_active",
     "set_user_role",
+    "view_of",
 ]

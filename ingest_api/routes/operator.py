@@ -1,5 +1,8 @@
 """Console users: sign-in, sign-out, password change, and operators' decisions on orders.
 
+Sign-in is one step, or two for a user with two-factor sign-in (TOTP): the password answers
+a short-lived challenge, and the challenge with a code opens the session.
+
 Sessions are bearer tokens (``Authorization: Bearer ...``) stored only as hashes, with idle
 and absolute timeouts. Sign-in attempts are throttled per username and per client address
 (:mod:`ingest_api.throttle`): a locked scope answers ``429 too_many_attempts`` with
@@ -19,8 +22,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request, status
 from sqlalchemy.orm import Session
 
 from db.repositories import audit
+from db.repositories import login_challenges as challenges_repo
 from db.repositories import login_throttle as throttle_repo
 from db.repositories import orders as orders_repo
+from db.repositories import second_factor as second_factor_repo
 from db.repositories import sessions as sessions_repo
 from db.repositories import users as users_repo
 from domain.orders import Direction
@@ -40,6 +45,8 @@ from ingest_api.models import (
     OperatorQueue,
     PasswordChange,
     QueueItem,
+    SecondFactorChallenge,
+    SecondFactorLogin,
     SessionPublic,
 )
 from ingest_api.orders_common import parse_uid, stored_order
@@ -51,7 +58,12 @@ router = APIRouter(prefix="/v1", tags=["console"], responses=UNAVAILABLE_RESPONS
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid session"},
-    403: {"model": ErrorResponse, "description": "Role not allowed"},
+    403: {
+        "model": ErrorResponse,
+        "description": "Role not allowed (`forbidden`), or the session may not act yet: "
+        "`password_change_required` (an admin forced a reset), "
+        "`second_factor_enrolment_required` (the role must have two-factor sign-in)",
+    },
 }
 DECIDING_ROLES = frozenset({"operator", "admin"})
 
@@ -67,11 +79,12 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-async def current_user(
+async def session_user(
     services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> users_repo.ConsoleUser:
-    """The session's user: from the session cache when checked within the last
-    ``session_cache_s`` (ingest_api.session_cache), else from PostgreSQL."""
+    """The session's user, whatever the session may do (sign-out and password change need
+    no more): from the session cache when checked within the last ``session_cache_s``
+    (ingest_api.session_cache), else from PostgreSQL."""
     token = _bearer(authorization)
     cache = services.session_cache
     user = cache.get(token) if cache is not None else None
@@ -85,6 +98,26 @@ async def current_user(
         raise ApiError(401, "session_expired", "the session expired or was closed; sign in")
     if cache is not None:
         cache.put(token, user)
+    return user
+
+
+SessionUser = Annotated[users_repo.ConsoleUser, Depends(session_user)]
+
+
+async def current_user(user: SessionUser, services: ServicesDep) -> users_repo.ConsoleUser:
+    """The session's user, if the session may act: a forced password reset is done, and a
+    role that must have a second factor has one."""
+    if user.must_change_password:
+        raise ApiError(
+            403, "password_change_required", "an admin reset your password: set a new one first"
+        )
+    if not user.second_factor and user.role in services.settings.second_factor_roles:
+        raise ApiError(
+            403,
+            "second_factor_enrolment_required",
+            f"role {user.role!r} must sign in with a second factor: set it up in the console "
+            "(My account) first",
+        )
     return user
 
 
@@ -122,16 +155,27 @@ async def _failed(
 
 @router.post(
     "/auth/login",
-    summary="Sign in as a console user",
+    summary="Sign in as a console user (step 1: the password)",
     responses={
+        200: {
+            "description": "A session (`SessionPublic`), or, for a user with two-factor "
+            "sign-in, a `SecondFactorChallenge` for step 2"
+        },
         **BODY_RESPONSES,
         401: {"model": ErrorResponse, "description": "Wrong username or password"},
         **THROTTLED,
     },
 )
-async def login(body: LoginRequest, request: Request, services: ServicesDep) -> SessionPublic:
+async def login(
+    body: LoginRequest, request: Request, services: ServicesDep
+) -> SessionPublic | SecondFactorChallenge:
     """Every attempt counts against its username and its address, before the password is
-    checked; an unknown username costs the same hashing and is throttled the same way."""
+    checked; an unknown username costs the same hashing and is throttled the same way.
+
+    A user with two-factor sign-in gets no session here but a `SecondFactorChallenge`
+    (valid `KEEPER_LOGIN_CHALLENGE_S`, 5 min): post it with a code to
+    `/v1/auth/login/second-factor`. The attempt stays counted against the throttle until
+    the code is right, so a known password gives no extra guesses at the code."""
     settings = services.settings
     attempt = attempt_of(request, settings, body.username)
     await _admit(services, attempt.scopes)
@@ -142,21 +186,97 @@ async def login(body: LoginRequest, request: Request, services: ServicesDep) -> 
         await _failed(services, attempt, attempt.scopes)
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     now = _now()
+    if user.second_factor:
+        challenge = await services.db(
+            lambda s: challenges_repo.open_challenge(s, user.id, now, settings.login_challenge_s),
+            commit=True,
+        )
+        expires = now + timedelta(seconds=settings.login_challenge_s)
+        return SecondFactorChallenge(challenge=challenge, expires_at=expires)
+    return await _open_session(services, user, attempt, now)
 
-    def open_session(session: Session) -> str:
+
+async def _open_session(
+    services: Services,
+    user: users_repo.ConsoleUser,
+    attempt: Attempt,
+    now: datetime,
+    challenge: str | None = None,
+) -> SessionPublic:
+    settings = services.settings
+
+    def open_session(session: Session) -> str | None:
+        if challenge is not None and not challenges_repo.close_challenge(session, challenge, now):
+            return None  # another second step with this challenge won
         throttle_repo.record_success(session, attempt.scopes, now)
+        if challenge is not None:  # the password's attempt (step 1) succeeded too
+            throttle_repo.record_success(session, attempt.address_scope, now)
         return sessions_repo.open_session(
             session, user.id, now, settings.session_idle_s, settings.session_absolute_s
         )
 
     token = await services.db(open_session, commit=True)
+    if token is None:
+        raise ApiError(401, "invalid_challenge", "the challenge was used; sign in again")
     expires_at = now + timedelta(seconds=settings.session_absolute_s)
-    return SessionPublic(token=token, username=user.username, role=user.role, expires_at=expires_at)
+    return SessionPublic(
+        token=token,
+        username=user.username,
+        role=user.role,
+        expires_at=expires_at,
+        second_factor_enrolment_required=(
+            not user.second_factor and user.role in settings.second_factor_roles
+        ),
+        password_change_required=user.must_change_password,
+    )
+
+
+@router.post(
+    "/auth/login/second-factor",
+    summary="Sign in as a console user (step 2: the code)",
+    responses={
+        **BODY_RESPONSES,
+        401: {
+            "model": ErrorResponse,
+            "description": "`invalid_challenge`: unknown, expired or used challenge (sign in "
+            "again); `invalid_code`: wrong, already used or expired code (counted against "
+            "the sign-in throttle)",
+        },
+        **THROTTLED,
+    },
+)
+async def login_second_factor(
+    body: SecondFactorLogin, request: Request, services: ServicesDep
+) -> SessionPublic:
+    """The code of the user's authenticator app, or one of their recovery codes, for the
+    challenge step 1 answered with. A TOTP code is accepted once: the same code again (or an
+    older one) is refused, even within its 30 s. Wrong codes count against the user's and
+    the address's sign-in throttle exactly as wrong passwords do."""
+    now = _now()
+    challenged = await services.db(
+        lambda s: challenges_repo.challenged_user(s, body.challenge, now)
+    )
+    if challenged is None:
+        raise ApiError(401, "invalid_challenge", "the challenge expired or is unknown; sign in")
+    user_id, username = challenged
+    attempt = attempt_of(request, services.settings, username)
+    await _admit(services, attempt.scopes)
+    box = services.box
+
+    def check(session: Session) -> users_repo.ConsoleUser | None:
+        method = second_factor_repo.verify(session, box, user_id, body.code, _now())
+        return None if method is None else users_repo.get_user(session, username)
+
+    user = await services.db(check, commit=True)
+    if user is None:
+        await _failed(services, attempt, attempt.scopes)
+        raise ApiError(401, "invalid_code", "the code is wrong or was used already")
+    return await _open_session(services, user, attempt, _now(), body.challenge)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHORIZED)
 async def logout(
-    user: CurrentUser, services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+    user: SessionUser, services: ServicesDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     token = _bearer(authorization)
     await services.db(lambda s: sessions_repo.close_session(s, token), commit=True)
@@ -170,7 +290,7 @@ async def logout(
     responses={**UNAUTHORIZED, **BODY_RESPONSES, **THROTTLED},
 )
 async def change_password(
-    body: PasswordChange, user: CurrentUser, request: Request, services: ServicesDep
+    body: PasswordChange, user: SessionUser, request: Request, services: ServicesDep
 ) -> None:
     """A wrong current password counts against the user's sign-in scope: a session is not a
     way around the throttle to guess the password."""

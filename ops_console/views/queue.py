@@ -13,7 +13,7 @@ from typing import Final
 
 import streamlit as st
 
-from ops_console import auth, fmt, quarantine, queries, runtime
+from ops_console import auth, fmt, notify, quarantine, queries, runtime
 from ops_console.order_view import decide, show_flash, show_order
 from ops_console.sound import chime_html
 
@@ -28,8 +28,9 @@ show_flash()
 
 
 def _notice(uids: list[str]) -> set[str]:
-    """Remember when each uid was first seen; toast and chime for the ones new this run.
-    The uids first seen within ``NEW_FOR_S``."""
+    """Remember when each uid was first seen; toast and chime (and, in a background tab, a
+    browser notification) for the ones new this run. The uids first seen within
+    ``NEW_FOR_S``."""
     first_seen: dict[str, float] | None = st.session_state.get(SEEN_KEY)
     now = time.monotonic()
     if first_seen is None:  # the first look at the queue: nothing is "new"
@@ -42,6 +43,7 @@ def _notice(uids: list[str]) -> set[str]:
             icon=":material/notifications_active:",
         )
         st.html(chime_html())
+        notify.raise_for(who, fresh)
     kept = {uid: first_seen.get(uid, now) for uid in uids}
     st.session_state[SEEN_KEY] = kept
     return {uid for uid, seen in kept.items() if now - seen < NEW_FOR_S}

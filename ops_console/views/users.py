@@ -1,14 +1,17 @@
-"""Console users and roles: create, change role, disable (which closes their sessions).
-Admins cannot demote or disable themselves, so the console never loses its last admin by
-accident. A partner user is created with the partner it belongs to and keeps it: its role
-does not change (the repository refuses), only whether it is enabled."""
+"""Console users and roles: create, change role, disable (which closes their sessions),
+reset a second factor, force a new password. Admins cannot demote or disable themselves, so
+the console never loses its last admin by accident. A partner user is created with the
+partner it belongs to and keeps it: its role does not change (the repository refuses), only
+whether it is enabled."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from db.models import CONSOLE_ROLES
-from db.repositories import users
+from db.repositories import second_factor, users
 from db.repositories.users import PARTNER_ROLE
 from domain.text import IDENTIFIER, SECRET
 from ops_console import auth, changes, form_text, queries, runtime
@@ -20,6 +23,39 @@ changes.show_notice()
 
 listed = queries.users(runtime.engine())
 st.dataframe(listed, hide_index=True, width="stretch")
+
+
+def credentials_admin(name: str) -> None:
+    """Reset a user's second factor (a lost phone) or force a new password; both end the
+    user's sessions and are audited."""
+    st.markdown("**Sign-in**")
+    columns = st.columns(2)
+    if columns[0].button("Reset two-factor sign-in", key="reset_second_factor"):
+        now = datetime.now(UTC)
+        reset = changes.apply(lambda s: second_factor.reset(s, name, actor=who.username, now=now))
+        if reset is not None:
+            changes.done(
+                f"{name}'s second factor was removed; their sessions ended and the next "
+                "sign-in sets a new one up."
+                if reset
+                else f"{name} has no second factor."
+            )
+    with columns[1].form("force_reset", clear_on_submit=True):
+        temporary = st.text_input(
+            "Temporary password (optional: for a user who forgot theirs)",
+            type="password",
+            key="reset_temporary",
+        )
+        forced = st.form_submit_button("Force a new password at next sign-in")
+    if forced and not (temporary and form_text.refused(("Temporary password", temporary, SECRET))):
+        done = changes.apply(
+            lambda s: users.force_password_reset(
+                s, name, actor=who.username, temporary_password=temporary or None
+            )
+        )
+        if done is not None:
+            changes.done(f"{name} must set a new password at the next sign-in.")
+
 
 change, create = st.tabs(["Change a user", "New user"])
 with change:
@@ -55,6 +91,7 @@ with change:
             )
             if changed is not None:
                 changes.done(f"{name} {'disabled' if active else 'enabled'}.")
+        credentials_admin(name)
 
 with create:
     with st.form("new_user", clear_on_submit=True):

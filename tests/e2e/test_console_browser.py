@@ -23,6 +23,7 @@ from ops_console.roles import page_title
 from tests.fixtures.console import (
     Console,
     api_app,
+    browser_sign_in,
     console_env,
     seed_history,
     serve_in_loop,
@@ -159,9 +160,7 @@ async def test_every_page_renders_and_is_pictured(
         await page.get_by_label("Username").wait_for(timeout=SHOWN_MS)
         SCREENS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENS / "console-sign-in.png"))
-        await page.get_by_label("Username").fill("adam")
-        await page.get_by_role("textbox", name="Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        await browser_sign_in(page, "adam")
         await title(page, "Operator queue")
         for key in visible_keys("admin"):
             # Through the sidebar: a reload would open a new session (signed out).

@@ -13,8 +13,7 @@ import pytest
 
 from db.crypto import SecretBox
 from db.repositories import callbacks as repo
-from tests.fixtures.console import Console, console_env, streamlit_server
-from tests.fixtures.system import PASSWORD
+from tests.fixtures.console import Console, browser_sign_in, console_env, streamlit_server
 from tests.integration.test_console_callbacks import Seeded, seeded  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
@@ -50,9 +49,7 @@ async def test_callback_pages_render_and_are_pictured(
     async with streamlit_server(env, tmp_path / "console.log") as url:
         page = await console_chromium.new_page(viewport={"width": 1400, "height": 1700})
         await page.goto(url)
-        await page.get_by_label("Username").fill("adam")
-        await page.get_by_role("textbox", name="Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        await browser_sign_in(page, "adam")
         SCREENS.mkdir(parents=True, exist_ok=True)
 
         await open_page(page, "Callback deliveries")

@@ -21,8 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.console import APP_PATH, Console, console_env, free_port
-from tests.fixtures.system import PASSWORD
+from tests.fixtures.console import APP_PATH, Console, browser_sign_in, console_env, free_port
 from tests.integration.test_console_cards_monitor import ENTRY, seeded  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
@@ -88,9 +87,7 @@ async def test_card_monitoring_renders_and_is_pictured(
     async with console_with_page(env, tmp_path) as url:
         page = await console_chromium.new_page(viewport={"width": 1400, "height": 1000})
         await page.goto(url)
-        await page.get_by_label("Username").fill("adam")
-        await page.get_by_role("textbox", name="Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        await browser_sign_in(page, "adam")
         await page.get_by_test_id("stSidebarNav").get_by_text("Card monitoring").click()
         await page.locator("h1").filter(has_text="Card monitoring").first.wait_for(timeout=SHOWN_MS)
         await page.wait_for_load_state("networkidle")

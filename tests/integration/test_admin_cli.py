@@ -368,6 +368,37 @@ def test_create_user_of_role_partner_names_its_partner(cli: Cli, engine: Engine)
     assert [tuple(row) for row in rows] == [("acme-ops", "partner", "acme")]
 
 
+def test_reset_second_factor_and_force_a_new_password(cli: Cli, engine: Engine) -> None:
+    """The way back in for an admin who lost both phone and recovery codes: audited."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from db.crypto import SecretBox
+    from db.models import AuditLog
+    from tests.fixtures.second_factor import enrol
+
+    assert cli("create-user", "dave", "--role", "admin", stdin="another long password\n").code == 0
+    with Session(engine) as s, s.begin():
+        enrol(s, "dave", SecretBox(cli.key))
+    reset = cli("reset-second-factor", "dave")
+    assert reset.code == 0, reset.err
+    assert "second factor of dave removed" in reset.out
+    assert cli("reset-second-factor", "dave").out.strip() == "dave has no second factor"
+    forced = cli("force-password-reset", "dave", "--temporary", stdin="a temporary password\n")
+    assert forced.code == 0, forced.err
+    assert "a temporary password" not in forced.text
+    with engine.connect() as conn:
+        must = conn.execute(
+            text("SELECT must_change_password FROM console_users WHERE username = 'dave'")
+        ).scalar_one()
+        actions = conn.execute(
+            text("SELECT action FROM audit_log WHERE entity = 'user' ORDER BY id")
+        ).scalars()
+        assert must is True
+        assert list(actions)[-2:] == ["user.second_factor_reset", "user.password_reset"]
+    assert count(engine, AuditLog) >= 3
+
+
 def test_publish_config_sends_every_partner_and_card(cli: Cli) -> None:
     assert cli("create-pool", "main", "--name", "Main").code == 0
     assert cli(*CARD_ARGS, "--no-publish", stdin=VISA_DEBIT).code == 0

@@ -31,9 +31,12 @@ from db.models import (
     ConsoleSession,
     ConsoleUser,
     LedgerPosting,
+    LoginChallenge,
     Order,
     OrderEvent,
     Partner,
+    RecoveryCode,
+    SecondFactor,
 )
 
 pytestmark = pytest.mark.integration
@@ -333,6 +336,40 @@ def test_console_session_stores_a_32_byte_digest(engine: Engine) -> None:
         token_sha256=bytes([1] * 32),
         **(row | {"expires_at": now - timedelta(hours=1)}),
     )
+
+
+def test_second_factor_rows_hold_nothing_usable_in_clear(engine: Engine) -> None:
+    """Recovery codes only as argon2id hashes, one lookup per user; challenges only as a
+    32-byte digest; a step is never negative."""
+    user_id = uuid.uuid4()
+    hashed = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+    insert(engine, ConsoleUser, id=user_id, username="ops", role="admin", password_hash=hashed)
+    insert(engine, SecondFactor, user_id=user_id, secret_sealed="gAAAA-sealed", last_step=1)
+    code = {"user_id": user_id, "lookup": "abcd"}
+    insert(engine, RecoveryCode, code_hash=hashed, **code)
+    refused(
+        engine, "uq_console_recovery_codes_user_id_lookup", RecoveryCode, code_hash=hashed, **code
+    )
+    refused(
+        engine,
+        "ck_console_recovery_codes_code_hash_argon2id",
+        RecoveryCode,
+        code_hash="abcd-efgh-jkmn",
+        **(code | {"lookup": "efgh"}),
+    )
+    now = datetime.now(UTC)
+    challenge = {"user_id": user_id, "expires_at": now + timedelta(minutes=5)}
+    refused(
+        engine,
+        "ck_login_challenges_token_sha256_length",
+        LoginChallenge,
+        token_sha256=b"a-raw-token",
+        **challenge,
+    )
+    with engine.begin() as conn:
+        conn.execute(table(ConsoleUser).delete())  # a user's factor, codes go with the user
+        left = conn.execute(select(func.count()).select_from(table(RecoveryCode))).scalar_one()
+    assert left == 0
 
 
 def test_a_nonce_is_recorded_once_per_key(engine: Engine) -> None:
