@@ -6,7 +6,6 @@ callback secrets page."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Final
 
 import streamlit as st
@@ -14,6 +13,7 @@ import streamlit as st
 from db.models.callbacks import DELIVERY_STATUSES
 from db.repositories import callbacks as repo
 from ops_console import auth, deliveries, queries, runtime
+from ops_console.delivery_picker import pick_delivery
 from ops_console.order_view import flash, show_flash
 from ops_console.roles import may_open, page_title
 
@@ -52,23 +52,7 @@ with runtime.sessions()() as session:
 st.caption(f"{len(found)} deliver(ies), newest first (at most {deliveries.LIST_LIMIT})")
 st.dataframe(deliveries.table(found), hide_index=True, width="stretch")
 
-st.subheader("One delivery")
-labels = {str(view.delivery_id): deliveries.label(view) for view in found}
-picks = st.columns(2)
-picked = picks[0].selectbox(
-    "Open a listed delivery",
-    ["", *labels],
-    format_func=lambda ident: labels.get(ident, "—"),
-    key="cb_pick",
-)
-typed = picks[1].text_input("…or a delivery id (Keeper-Delivery-Id)", key="cb_pick_id")
-try:
-    wanted = deliveries.parse_uuid(typed, "A delivery id") or (
-        uuid.UUID(picked) if picked else None
-    )
-except ValueError as error:
-    st.error(str(error))
-    st.stop()
+wanted = pick_delivery(found, "cb")
 if wanted is None:
     st.stop()
 

@@ -4,7 +4,6 @@ A delivery id of another partner is answered like an unknown one."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Final
 
 import streamlit as st
@@ -14,6 +13,7 @@ from db.repositories import portal as repo
 from db.repositories import portal_actions
 from db.repositories.errors import InvalidInput, NotFound
 from ops_console import deliveries, fmt, portal, runtime
+from ops_console.delivery_picker import pick_delivery
 from ops_console.order_view import flash, show_flash
 from ops_console.roles import page_title
 
@@ -44,23 +44,7 @@ found = portal.read(
 st.caption(f"{len(found)} deliver(ies), newest first (at most {repo.DELIVERIES_LIMIT})")
 st.dataframe(deliveries.table(found), hide_index=True, width="stretch")
 
-st.subheader("One delivery")
-labels = {str(view.delivery_id): deliveries.label(view) for view in found}
-picks = st.columns(2)
-picked = picks[0].selectbox(
-    "Open a listed delivery",
-    ["", *labels],
-    format_func=lambda ident: labels.get(ident, "—"),
-    key="pc_pick",
-)
-typed = picks[1].text_input("…or a delivery id (Keeper-Delivery-Id)", key="pc_pick_id")
-try:
-    wanted = deliveries.parse_uuid(typed, "A delivery id") or (
-        uuid.UUID(picked) if picked else None
-    )
-except ValueError as error:
-    st.error(str(error))
-    st.stop()
+wanted = pick_delivery(found, "pc")
 if wanted is None:
     st.stop()
 
