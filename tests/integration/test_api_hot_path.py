@@ -74,7 +74,7 @@ def background(statement: str) -> bool:
     ) or statement.startswith("UPDATE partner_api_keys")
 
 
-async def test_create_makes_no_database_round_trip_but_the_nonce_batch_and_one_lookup(system: System):
+async def test_create_makes_no_round_trip_but_the_nonce_batch_and_one_lookup(system: System):
     await system.partner.get("/v1/balance")  # warm: the first call of a partner
     assert system.services is not None
     assert isinstance(system.services.keys, KeyRing)
