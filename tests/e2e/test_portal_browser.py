@@ -4,9 +4,9 @@ Chromium.
 - A partner user signs in with its password and opens every portal page over seeded
   history of two partners: no page raises, none shows the other partner's ids, and each is
   pictured in ``docs/screens/portal-<page>.png``.
-- On the whole pipeline, a partner user signs in and rotates its API key in the browser;
-  the running API refuses the old key within the revocation bound (1 s, ADR 0006) and takes
-  the new one. (Sign-in with a second factor joins this test once the console has one.)
+- On the whole pipeline, a partner user with two-factor sign-in (TOTP) signs in with its
+  password and its current code, and rotates its API key in the browser; the running API
+  refuses the old key within the revocation bound (1 s, ADR 0006) and takes the new one.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tests.fixtures.console import (
     streamlit_server,
 )
 from tests.fixtures.portal import RIVAL_ORDER_ID, SHOP_USER, World
+from tests.fixtures.second_factor import code_now, enrol
 from tests.fixtures.system import PARTNER, PASSWORD, System, signed_client
 
 pytestmark = pytest.mark.e2e
@@ -51,11 +52,17 @@ async def title(page: Any, text: str) -> None:
     await page.locator("h1").filter(has_text=text).first.wait_for(timeout=SHOWN_MS)
 
 
-async def sign_in(page: Any, url: str, username: str) -> None:
+async def sign_in(page: Any, url: str, username: str, database_url: str | None = None) -> None:
+    """Password, then (``database_url`` given: the user has a second factor) the code."""
     await page.goto(url)
     await page.get_by_label("Username").fill(username)
     await page.get_by_role("textbox", name="Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
+    if database_url is not None:
+        code = page.get_by_role("textbox", name="Code")
+        await code.wait_for(timeout=SHOWN_MS)
+        await code.fill(await asyncio.to_thread(code_now, username, database_url))
+        await page.get_by_role("button", name="Verify").click()
     await title(page, "My orders")
 
 
@@ -100,6 +107,8 @@ async def test_a_partner_signs_in_and_rotates_its_key_in_the_browser(
     s = system
     with s.sessions.begin() as session:
         users.create_user(session, "sam", PASSWORD, "partner", "test", partner_id=PARTNER)
+    with s.sessions.begin() as session:
+        enrol(session, "sam")  # a partner who turned two-factor sign-in on
     old_key = s.credentials[PARTNER][0]
     assert (await s.partner.get("/v1/balance")).status_code == 200
     async with (
@@ -107,7 +116,7 @@ async def test_a_partner_signs_in_and_rotates_its_key_in_the_browser(
         streamlit_server(env_for(s.database_url, api_url), tmp_path / "console.log") as url,
     ):
         page = await console_chromium.new_page(viewport={"width": 1400, "height": 900})
-        await sign_in(page, url, "sam")
+        await sign_in(page, url, "sam", s.database_url)
         await page.get_by_test_id("stSidebarNav").get_by_text("My API keys").click()
         await title(page, "My API keys")
         rotate = page.get_by_role("button", name=re.compile("^Rotate"))
