@@ -1,4 +1,5 @@
-"""Browser notifications of orders that await a decision, for operators who opted in.
+"""Browser notifications of orders that await a decision, and of bank notifications that
+matched no order (ADR 0010), for operators who opted in.
 
 The operator queue already chimes and toasts while its tab is in front. With the tab in the
 background, the same "new order" moment raises a notification through the browser's
@@ -6,7 +7,8 @@ Notifications API, from a script the queue page injects (``st.html`` with JavaSc
 in the console's own page; no service worker and no third party). It fires only when the
 tab is hidden, the person opted in (``console_users.notify_desktop``, *My account*) and the
 browser granted the permission. The text names the order by its short id (the first 8
-characters of its uid) only: never a card number, an amount or a partner.
+characters of its uid) only: never a card number, an amount or a partner; an unmatched bank
+notification likewise by the short id of the notification, never its text.
 
 Web Push (a notification with the tab closed) is not used: see
 docs/decisions/0011-operator-notifications-in-the-browser.md.
@@ -26,6 +28,7 @@ from ops_console import auth, runtime
 #: Roles that see the queue, hence may opt in.
 ROLES: Final = frozenset({"operator", "admin"})
 TITLE: Final = "Keeper: an order awaits a decision"
+UNMATCHED_TITLE: Final = "Keeper: a bank credit matched no order"
 
 
 def short_id(uid: str) -> str:
@@ -39,10 +42,22 @@ def texts(uids: Iterable[str]) -> list[dict[str, str]]:
     ]
 
 
-def script(uids: Iterable[str]) -> str:
-    """A ``<script>`` raising one notification per order, only while the tab is hidden."""
-    payload = json.dumps(texts(uids))
-    title = json.dumps(TITLE)
+def unmatched_texts(notification_ids: Iterable[str]) -> list[dict[str, str]]:
+    """What each unmatched bank notification's alert says: its short id, nothing of its text
+    (which holds the amount and the card's digits)."""
+    return [
+        {"tag": f"keeper-notice-{short_id(ident)}", "body": f"Bank notification {short_id(ident)}"}
+        for ident in notification_ids
+    ]
+
+
+def script(
+    uids: Iterable[str], *, title: str = TITLE, notes: list[dict[str, str]] | None = None
+) -> str:
+    """A ``<script>`` raising one notification per order (or per given note), only while the
+    tab is hidden."""
+    payload = json.dumps(texts(uids) if notes is None else notes)
+    title = json.dumps(title)
     return f"""<script>
 (() => {{
   if (!("Notification" in window) || Notification.permission !== "granted") return;
@@ -59,6 +74,13 @@ def raise_for(who: auth.Who, uids: list[str]) -> None:
     """Called by the queue with the orders new this run."""
     if uids and who.notify_desktop:
         st.html(script(uids), unsafe_allow_javascript=True)
+
+
+def raise_unmatched(who: auth.Who, notification_ids: list[str]) -> None:
+    """Called by the queue with the bank notifications that matched nothing, new this run."""
+    if notification_ids and who.notify_desktop:
+        notes = unmatched_texts(notification_ids)
+        st.html(script([], title=UNMATCHED_TITLE, notes=notes), unsafe_allow_javascript=True)
 
 
 PERMISSION_WIDGET: Final = """<div style="font-family: sans-serif; font-size: 0.9rem">

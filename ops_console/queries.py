@@ -268,3 +268,17 @@ def users(engine: Engine) -> pd.DataFrame:
         ORDER BY u.username
         """,
     )
+
+
+def unmatched_notifications(engine: Engine, limit: int = 200) -> list[str]:
+    """The ids of the bank notifications that matched no order and await an operator (attach
+    or dismiss), newest first."""
+    found = frame(
+        engine,
+        """
+        SELECT id::text AS id FROM notifications WHERE outcome = 'unmatched'
+        ORDER BY stored_at DESC LIMIT :limit
+        """,
+        limit=limit,
+    )
+    return [str(ident) for ident in found["id"]]

@@ -19,6 +19,7 @@ from ops_console.sound import chime_html
 
 OPEN_KEY: Final = "queue_open"
 SEEN_KEY: Final = "queue_seen"
+UNMATCHED_SEEN_KEY: Final = "queue_unmatched_seen"
 #: How long an order stays marked as new, in seconds.
 NEW_FOR_S: Final = 15.0
 
@@ -49,6 +50,20 @@ def _notice(uids: list[str]) -> set[str]:
     return {uid for uid, seen in kept.items() if now - seen < NEW_FOR_S}
 
 
+def _notice_unmatched(ids: list[str]) -> None:
+    """Toast (and, in the background, notify) the bank credits that matched no order since
+    the last look: an operator attaches or dismisses them on *Bank notifications*."""
+    seen: set[str] | None = st.session_state.get(UNMATCHED_SEEN_KEY)
+    st.session_state[UNMATCHED_SEEN_KEY] = set(ids)
+    fresh = [] if seen is None else [ident for ident in ids if ident not in seen]
+    if fresh:
+        st.toast(
+            f"{len(fresh)} bank credit(s) matched no order: see Bank notifications",
+            icon=":material/sms:",
+        )
+        notify.raise_unmatched(who, fresh)
+
+
 @st.fragment(run_every=runtime.settings().refresh_s)
 def live_queue() -> None:
     if auth.current_user(touch=False) is None:
@@ -59,6 +74,7 @@ def live_queue() -> None:
             f"{len(flagged)} order(s) have quarantined records that did not reach PostgreSQL: "
             "see Dead letters."
         )
+    _notice_unmatched(queries.unmatched_notifications(runtime.engine()))
     waiting = queries.queue(runtime.engine())
     new = _notice(list(waiting["uid"]))
     now = datetime.now(UTC)

@@ -161,6 +161,27 @@ def test_an_unmatched_notification_is_dismissed_or_attached_to_an_expired_order(
     assert "Card *4417: credit RUB 300.00. Balance: RUB 1.00" in [t.value for t in at.text]
 
 
+def test_the_queue_alerts_an_opted_in_operator_to_a_credit_that_matched_no_order(
+    console_light: Console,
+):
+    seed_history(console_light, datetime.now(UTC) - timedelta(hours=3))
+    console_light.execute("UPDATE console_users SET notify_desktop = true WHERE username = 'olga'")
+    at = page(console_light, "olga", "queue")  # the first look: nothing is news
+    assert not [t for t in at.toast if "bank credit" in t.value]
+    notice = _unmatched(console_light, card_of(console_light), 45_600)
+    at.run()  # what the fragment's next tick does
+    assert "1 bank credit(s) matched no order: see Bank notifications" in [
+        t.value for t in at.toast
+    ]
+    scripts = [h.proto.body for h in at.get("html") if "matched no order" in h.proto.body]
+    [script] = scripts
+    assert f"Bank notification {notice.hex[:8]}" in script
+    assert "456" not in script  # neither the amount nor the text's card digits
+    assert "4417" not in script
+    at.run()  # seen already: no second alert
+    assert not [h for h in at.get("html") if "matched no order" in h.proto.body]
+
+
 def test_card_monitoring_shows_a_silent_device_and_its_card_out_of_rotation(
     console_light: Console,
 ):

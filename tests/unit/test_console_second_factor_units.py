@@ -37,6 +37,15 @@ def test_a_notification_names_the_short_id_only():
     assert 'document.visibilityState === "visible"' in script  # in front: chime and toast
 
 
+def test_an_unmatched_bank_notification_is_named_by_its_short_id_only():
+    [note] = notify.unmatched_texts([UID])
+    assert note == {"tag": "keeper-notice-1a2b3c4d", "body": "Bank notification 1a2b3c4d"}
+    script = notify.script([], title=notify.UNMATCHED_TITLE, notes=[note])
+    assert "Bank notification 1a2b3c4d" in script
+    assert UID not in script
+    assert "matched no order" in script
+
+
 def test_the_client_signs_in_in_two_steps():
     seen: list[httpx.Request] = []
 
