@@ -33,6 +33,7 @@ from ingest_api.orders_common import (
     answered,
     card_to_pay,
     current_order,
+    forgotten_order,
     known,
     parse_uid,
     partner_terms,
@@ -89,7 +90,7 @@ async def create_order(
     outcome = await services.ask(
         command,
         timeout_s=services.settings.create_wait_s,
-        lookup=lambda uid: stored_order(services, uid),
+        lookup=lambda uid: forgotten_order(services, uid),
     )
     if outcome.judgement is None:  # no event in time: an old order, refused as a conflict?
         outcome = await recheck(services, command, outcome)
