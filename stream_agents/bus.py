@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -27,6 +27,7 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch
 from faust.streams import current_event
+from faust.types import RecordMetadata
 
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode
@@ -119,10 +120,12 @@ class Bus:
     def topic(self, name: str) -> faust.TopicT:
         return self.topics[name]
 
-    async def send(self, outputs: Iterable[Out]) -> None:
-        """Send in order; per key (hence per partition) the order is kept."""
-        for out in outputs:
-            await self.topics[out.topic].send(key=out.key, value=out.encode())
+    async def send(self, outputs: Iterable[Out]) -> list[Awaitable[RecordMetadata]]:
+        """Send in order; per key (hence per partition) the order is kept. The records are
+        handed to the Kafka client; the returned futures resolve once the broker has them."""
+        return [
+            await self.topics[out.topic].send(key=out.key, value=out.encode()) for out in outputs
+        ]
 
     async def dead_letter(self, source: str, raw: bytes | None, reason: str) -> None:
         """Park ``raw`` (the record being processed, from catalogue topic ``source``).

@@ -11,9 +11,9 @@ in batches (``take_events``: up to ``desk_batch_max``, gathered for at most
    (:func:`~stream_agents.table_keys.write_rank`), to that partition's changelog;
 3. sends the outputs (order events, postings), pipelined, in order.
 
-Faust acknowledges the batch's offsets after that, and commits them only after flushing the
-changelog, so a crash redelivers the whole batch and every step in it is a repeat or a
-repair.
+The batch is acknowledged (its offsets become committable) only after the broker has
+acknowledged every write and send of it (:mod:`stream_agents.confirmed`), so a crash
+redelivers the whole batch and every step in it is a repeat or a repair.
 
 The card configuration comes from the compacted ``config-cards`` topic into the global
 table ``cards``, so every worker knows every card whichever desks it serves.
@@ -52,6 +52,7 @@ from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from schemas.translation import epoch_ms
 from stream_agents.bus import Bus, retry_transient
+from stream_agents.confirmed import ConfirmedTable, confirm
 from stream_agents.desk import metrics
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
@@ -179,7 +180,14 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
     # global tables with several workers (see faust.tables.globaltable).
     cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
-    table = app.Table(DESK_TABLE, key_type=str, partitions=ORDER_COMMANDS.partitions)
+    table = ConfirmedTable(
+        app,
+        name=DESK_TABLE,
+        key_type=str,
+        partitions=ORDER_COMMANDS.partitions,
+        beacon=app.tables.beacon,
+    )
+    app.tables.add(table)
     deadlines = Deadlines()
     retention_ms = round(settings.order_retention_h * 3_600_000)
     retirements = Retirements(retention_ms)
@@ -236,6 +244,7 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         batches = take(settings.desk_batch_max, within=settings.desk_batch_within_s)
         async for events in batches:
             started = time.perf_counter()
+            sent = []
             for group in by_partition(events):
                 batch, touched, outputs = Overlay(readable), set[str](), list[Out]()
                 for event in group:
@@ -246,7 +255,15 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
                 for uid in touched:
                     deadlines.note(uid, batch.get(order_key(uid)))
                     retirements.note(uid, batch.get(order_key(uid)))
-                await bus.send(outputs)
+                sent += await bus.send(outputs)
+            # The batch is acknowledged (its offsets become committable) when this body ends:
+            # not before the broker has every write it caused (stream_agents.confirmed).
+            try:
+                await confirm([*table.written(), *sent])
+            except Exception as exc:
+                log.critical("desk: the broker refused a write of the batch; stopping")
+                await app.crash(exc)
+                raise
             metrics.batch_done(len(events), time.perf_counter() - started)
 
     # An expiry in flight is not sent again until the desk had ample time to apply it.

@@ -9,8 +9,9 @@ It keeps two kinds of entry in the desk's table, each small and of bounded size:
   repeats are refused alike even if the balance has grown since).
 
 An operation's entry is written before the balance (:mod:`stream_agents.desk.step` orders a
-batch's writes), both to the same changelog partition, and Faust flushes the changelog
-before it commits the source offset, so a crash can lose the balance write but never the
+batch's writes), both to the same changelog partition, and the batch is acknowledged only
+once the broker has both (:mod:`stream_agents.confirmed`), so a crash can lose the balance
+write but never the
 entry before it; the operation is then delivered again, finds its entry, and rolls the
 balance forward from it (the entry says which version it made). Keeping every order's
 operations in one partner entry instead would make each write carry the partner's whole

@@ -15,11 +15,12 @@ Card configuration comes from the compacted ``config-cards`` topic into a global
 every worker knows every card whichever pools it serves.
 
 Placements are written before card slots (:mod:`stream_agents.desk.step` orders a batch's
-writes), all to the same changelog partition, and Faust flushes the changelog before it
-commits the source offset, so a crash can lose the slot write but never the placement before
-it; the command is then delivered again and the slot is repaired from the placement (an open
-placement missing from its slot is added, a closed one still in it is taken out, with its
-turnover). Each write is one card's or one order's entry, never the pool's whole state.
+writes), all to the same changelog partition, and the batch is acknowledged only once the
+broker has them all (:mod:`stream_agents.confirmed`), so a crash can lose the slot write but
+never the placement before it; the command is then delivered again and the slot is
+repaired from the placement (an open placement missing from its slot is added, a closed one
+still in it is taken out, with its turnover). Each write is one card's or one order's
+entry, never the pool's whole state.
 
 A ``card.pause`` from the card monitor (an automatic holiday) is kept in the card's slot as
 ``pause = [until_ms, config_version]`` and applies while the card's configuration is not newer

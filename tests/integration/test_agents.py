@@ -9,6 +9,7 @@ Waits poll with deadlines; nothing sleeps blindly.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 
 from domain.cards import CardStatus
 from domain.orders import DeclineReason, Direction, OrderStatus
@@ -38,6 +40,7 @@ from schemas.topics import (
 )
 from stream_agents.app import create_app, prepare
 from stream_agents.settings import AgentSettings
+from stream_agents.table_keys import DESK_TABLE, order_key
 
 pytestmark = pytest.mark.integration
 
@@ -528,3 +531,61 @@ async def test_a_new_instance_restores_the_tables_and_carries_on(
         )
         assert posted.available_minor == credited + 70_000 - 1_400  # the balance was restored
         assert posted.balance_version == 2
+
+
+async def test_a_command_is_committed_only_after_the_changelog_has_its_writes(
+    settings: AgentSettings,
+    pipeline: Pipeline,
+    agents: faust.App,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's commit does not wait for table writes still on their way out of its producer
+    buffer (ADR 0005, addendum): here each write to the desk's changelog is held for a while
+    on its way to the broker, and the command's offset must not be committed meanwhile, or a
+    SIGKILL would lose the writes and never deliver the command again."""
+    hold_s = 1.5
+    await configure(pipeline, agents, card("pool-1"))
+    changelog = f"{settings.app_id}-{DESK_TABLE}-changelog"
+    publish = faust.topics.Topic.publish_message
+
+    async def held(self: faust.topics.Topic, fut: Any, wait: bool = False) -> Any:
+        if self.get_topic_name() == changelog:
+            await asyncio.sleep(hold_s)
+        return await publish(self, fut, wait=wait)
+
+    monkeypatch.setattr(faust.topics.Topic, "publish_message", held)
+
+    order = open_order()
+    raw = encode(order)
+    sent = await pipeline.producer.send_and_wait(
+        pipeline.prefix + ORDER_COMMANDS.name, raw, key=order.message_key().encode()
+    )
+    source = TopicPartition(sent.topic, sent.partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    tail = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await tail.start()
+    try:
+        parts = [TopicPartition(changelog, p) for p in range(ORDER_COMMANDS.partitions)]
+        tail.assign(parts)
+        await tail.seek_to_beginning(*parts)
+        wanted = json.dumps(order_key(str(order.uid))).encode()  # Faust's JSON keys
+        written: set[bytes] = set()
+        committed_before_written = []
+        deadline = time.monotonic() + 6 * hold_s + 10  # three held writes, then a commit
+        while True:
+            offsets = await admin.list_consumer_group_offsets(settings.app_id)
+            done = offsets.get(source)
+            committed = done is not None and done.offset > sent.offset
+            for records in (await tail.getmany(timeout_ms=100)).values():
+                written |= {record.key for record in records if record.key is not None}
+            if committed and wanted not in written:
+                committed_before_written.append(done.offset)
+            if committed and wanted in written:
+                break
+            assert time.monotonic() < deadline, "the command was never committed"
+    finally:
+        await tail.stop()
+        await admin.close()
+    assert committed_before_written == []
