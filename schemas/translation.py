@@ -40,14 +40,18 @@ _ENUMS: Final = MappingProxyType(
 )
 
 
+#: The order's fields, once: ``dataclasses.fields`` builds its tuple anew on every call.
+_ORDER_FIELDS: Final = tuple(f.name for f in fields(Order))
+
+
 def order_to_dict(order: Order) -> dict[str, Any]:
     """The order as JSON-ready values, for a table entry."""
-    return {f.name: getattr(order, f.name) for f in fields(order)}
+    return {name: getattr(order, name) for name in _ORDER_FIELDS}
 
 
 def order_from_dict(data: dict[str, Any]) -> Order:
     """Rebuild an order from a table entry; the constructor re-checks its invariants."""
-    values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(Order)}
+    values: dict[str, Any] = {name: data.get(name) for name in _ORDER_FIELDS}
     for name, enum in _ENUMS.items():
         if values[name] is not None:
             values[name] = enum(values[name])

@@ -29,9 +29,10 @@ class AgentSettings(BaseSettings):
     )
     #: How often the desk looks for ``new`` orders past their deadline.
     expiry_interval_s: float = Field(1.0, gt=0)
-    #: How often the desk rebuilds its index of deadlines from its table in full (it is kept
-    #: up to date as orders change; the full pass catches partitions a rebalance brought).
-    deadline_rescan_s: float = Field(30.0, gt=0)
+    #: How often the desk rebuilds its indexes (deadlines, retention) from its table in full,
+    #: as a backstop: they are kept up to date as orders change and rebuilt whenever the
+    #: table's recovery completes (after every rebalance), and a full pass reads every order.
+    deadline_rescan_s: float = Field(300.0, gt=0)
     #: A desk batch: at most this many commands, gathered for at most ``desk_batch_within_s``
     #: (the most a command waits for company; a full batch goes at once).
     desk_batch_max: int = Field(500, ge=1, le=10_000)

@@ -19,9 +19,9 @@ The card configuration comes from the compacted ``config-cards`` topic into the 
 table ``cards``, so every worker knows every card whichever desks it serves.
 
 Expiry: an index of the deadlines of the ``new`` orders in the table, kept as orders are
-written and rebuilt from the table every ``deadline_rescan_s`` (which also catches the
-partitions a rebalance brought); a timer sends ``order.expire`` for each passed deadline to
-the order's desk.
+written, rebuilt from the table when its recovery completes (after every rebalance, so it
+follows the partitions the worker holds) and, as a backstop, every ``deadline_rescan_s``; a
+timer sends ``order.expire`` for each passed deadline to the order's desk.
 
 Retention (ADR 0008): an index of the finished orders in the table, by when they are due to
 leave it (``order_retention_h`` after their last change), kept and rebuilt the same way; a
@@ -73,18 +73,17 @@ class Deadlines:
     def __init__(self) -> None:
         self._by_uid: dict[str, Deadline] = {}
 
-    def note(self, uid: str, entry: dict[str, Any] | None) -> None:
-        deadline = deadline_of(OrderEntry.from_json(entry)) if entry else None
+    def note(self, uid: str, entry: OrderEntry | None) -> None:
+        deadline = deadline_of(entry) if entry is not None else None
         if deadline is None:
             self._by_uid.pop(uid, None)
         else:
             self._by_uid[uid] = deadline
 
-    def rebuild(self, table: Iterable[tuple[str, Any]]) -> None:
+    def rebuild(self, orders: Iterable[tuple[str, OrderEntry]]) -> None:
         self._by_uid.clear()
-        for key, entry in table:
-            if key.startswith(ORDER_PREFIX):
-                self.note(key.removeprefix(ORDER_PREFIX), entry)
+        for uid, entry in orders:
+            self.note(uid, entry)
 
     def items(self) -> list[tuple[str, Deadline]]:
         return list(self._by_uid.items())
@@ -104,13 +103,12 @@ class Retirements:
     def clear(self) -> None:
         self._by_uid.clear()
 
-    def note(self, uid: str, entry: dict[str, Any] | None) -> None:
-        stored = OrderEntry.from_json(entry) if entry else None
-        if stored is None or stored.order.status not in TERMINAL:
+    def note(self, uid: str, entry: OrderEntry | None) -> None:
+        if entry is None or entry.order.status not in TERMINAL:
             self._by_uid.pop(uid, None)
         else:
-            due_ms = stored.order.updated_at_ms + self._retention_ms
-            self._by_uid[uid] = (due_ms, stored.desk)
+            due_ms = entry.order.updated_at_ms + self._retention_ms
+            self._by_uid[uid] = (due_ms, entry.desk)
 
     def due(self, now_ms: int) -> list[tuple[str, str | None]]:
         """The (uid, desk) of every order due at ``now_ms``."""
@@ -253,8 +251,10 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
                 with processing(group[-1]):
                     await retry_transient(partial(write, batch), bus.retry, "desk: table write")
                 for uid in touched:
-                    deadlines.note(uid, batch.get(order_key(uid)))
-                    retirements.note(uid, batch.get(order_key(uid)))
+                    stored = batch.get(order_key(uid))
+                    entry = OrderEntry.from_json(stored) if stored else None
+                    deadlines.note(uid, entry)
+                    retirements.note(uid, entry)
                 sent += await bus.send(outputs)
             # The batch is acknowledged (its offsets become committable) when this body ends:
             # not before the broker has every write it caused (stream_agents.confirmed).
@@ -294,16 +294,21 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         """The indexes from the table in one pass."""
         orders, notices = [], {}
         for key, value in items:
-            if key.startswith(ORDER_PREFIX):
-                orders.append((key, value))
+            if key.startswith(ORDER_PREFIX) and value:
+                orders.append((key.removeprefix(ORDER_PREFIX), OrderEntry.from_json(value)))
             elif key.startswith(NOTICE_PREFIX) and value and "pool_id" in value:
                 notices[key.removeprefix(NOTICE_PREFIX)] = (int(value["at_ms"]), value["pool_id"])
         deadlines.rebuild(orders)
         retirements.clear()
-        for key, entry in orders:
-            retirements.note(key.removeprefix(ORDER_PREFIX), entry)
+        for uid, entry in orders:
+            retirements.note(uid, entry)
         notices_seen.clear()
         notices_seen.update(notices)
+
+    @table.on_recover  # after every rebalance: the partitions held have changed
+    async def reindex() -> None:
+        rebuild(table.items())
+        rebuilt_at[0] = time.monotonic()
 
     forget_sent_at: dict[str, float] = {}
     forget_resend_after_s = max(30.0, 5 * settings.retention_sweep_s)

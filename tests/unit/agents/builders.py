@@ -96,8 +96,9 @@ def capture_sends(monkeypatch: pytest.MonkeyPatch) -> list[Out]:
     returned, and no producer is ever started."""
     captured: list[Out] = []
 
-    async def send(self: Bus, outputs: list[Out]) -> None:
+    async def send(self: Bus, outputs: list[Out]) -> list[Any]:
         captured.extend(outputs)
+        return []  # no broker, so no acknowledgements to wait for
 
     monkeypatch.setattr(Bus, "send", send)
     return captured

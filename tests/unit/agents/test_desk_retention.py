@@ -28,8 +28,8 @@ def entry(status: OrderStatus) -> OrderEntry:
 def test_a_finished_order_is_due_once_its_retention_has_passed_and_an_open_one_never() -> None:
     retirements = Retirements(48 * HOUR)
     finished, open_ = entry(OrderStatus.EXPIRED), entry(OrderStatus.NEW)
-    retirements.note("done", finished.to_json())
-    retirements.note("open", open_.to_json())
+    retirements.note("done", finished)
+    retirements.note("open", open_)
     due_at = finished.order.updated_at_ms + 48 * HOUR
     assert retirements.due(due_at - 1) == []
     assert retirements.due(due_at) == [("done", "pool:pool-1")]
