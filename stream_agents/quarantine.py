@@ -2,8 +2,9 @@
 
 The three consumers that write PostgreSQL in batches (:mod:`stream_agents.projector`,
 :mod:`stream_agents.card_projector`, :mod:`stream_agents.callbacks.intake`) share this one
-mechanism. A consumer decodes a poll into :class:`Entry` items (records that do not decode
-are :class:`Rejected` already) and hands them to :func:`settle`, which
+mechanism through their one loop, :mod:`stream_agents.batch_consumer`. It decodes a poll
+into :class:`Entry` items (records that do not decode are :class:`Rejected` already) and
+hands them to :func:`settle`, which
 
 1. writes them with the consumer's ``write`` (one transaction per call, on a worker
    thread), all of them in one go first;
@@ -260,6 +261,18 @@ def accept(record: Record, offsets: dict[TopicPartition, int]) -> tuple[Envelope
     batch is written, then decode it. Returns the envelope and message, or why it cannot be
     used (an empty record, or one that does not decode), for the caller to reject."""
     track(record, offsets)
+    if record.value is None:
+        return "empty record"
+    try:
+        return decode(record.value)
+    except SchemaError as exc:
+        return str(exc)
+
+
+def decode_record(record: Record) -> tuple[Envelope, Message] | str:
+    """The start of every consumer's ``classify``: the record's envelope and message, or why
+    it cannot be used (an empty record, or one that does not decode), for the caller to
+    reject."""
     if record.value is None:
         return "empty record"
     try:
