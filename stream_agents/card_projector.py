@@ -2,9 +2,10 @@
 
 ``python -m stream_agents.card_projector`` runs one member of the consumer group
 ``keeper-card-projector``. Like the order projector (:mod:`stream_agents.projector`, whose
-settings it reuses) it writes a polled batch through :func:`stream_agents.quarantine.settle`
-(one transaction when it can; a record refused for good, such as an unknown card, is
-isolated and dead-lettered and the rest written) and commits the offsets only afterwards, so
+settings it reuses) it is the one batch loop of :mod:`stream_agents.batch_consumer`: it
+writes a polled batch through :func:`stream_agents.quarantine.settle` (one transaction when
+it can; a record refused for good, such as an unknown card, is isolated and dead-lettered
+and the rest written) and commits the offsets only afterwards, so
 at-least-once delivery plus idempotent writes (:mod:`db.repositories.turnover`) give
 exactly-once effects:
 
@@ -34,9 +35,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
@@ -52,11 +54,12 @@ from schemas.topics import CARD_ALERTS, CARD_TURNOVER, NOTIFICATION_OUTCOMES, OR
 from schemas.translation import epoch_ms
 from schemas.turnover import CardAlerted, TurnoverUpdated, TurnoverWindows
 from stream_agents import metrics
+from stream_agents.batch_consumer import BatchConsumer, Step
 from stream_agents.config_publisher import publish_configs
 from stream_agents.failures import ConsumerHaltedError
-from stream_agents.process import make_consumer, make_producer, run_process
+from stream_agents.process import make_consumer, make_producer, run_process, running
 from stream_agents.projector import ProjectorSettings, projector_engine
-from stream_agents.quarantine import DeadLetters, Entry, Rejected, accept, commit_offsets, settle
+from stream_agents.quarantine import DeadLetters, Record, decode_record
 from stream_agents.wire import epoch_ms_now
 
 log = logging.getLogger(__name__)
@@ -102,36 +105,30 @@ class CardProjectorSettings(ProjectorSettings):
         return self.topic_prefix + ORDER_COMMANDS.name
 
 
-@dataclass(slots=True)
-class CardBatch:
-    windows: list[Entry[TurnoverUpdated]] = field(default_factory=list)
-    alerts: list[Entry[CardAlerted]] = field(default_factory=list)
-    outcomes: list[Entry[NotificationSettled]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-    def entries(self) -> list[Entry[CardItem]]:
-        """Windows, alerts, then notification outcomes (in one transaction, as they were
-        before isolation)."""
-        return [*self.windows, *self.alerts, *self.outcomes]
-
-
-def classify(record: ConsumerRecord[bytes, bytes], batch: CardBatch, alerts_topic: str) -> None:
-    decoded = accept(record, batch.offsets)
+def classify(record: Record, alerts_topic: str) -> list[CardItem] | str:
+    """Window updates, an alert or a notification outcome, or why ``record`` is rejected."""
+    decoded = decode_record(record)
     if isinstance(decoded, str):
-        batch.rejected.append(Rejected(record, decoded))
-        return
+        return decoded
     env, message = decoded
     if isinstance(message, NotificationSettled):
-        batch.outcomes.append(Entry(record, message))
-    elif record.topic == alerts_topic and isinstance(message, CardAlerted):
-        batch.alerts.append(Entry(record, message))
-    elif record.topic != alerts_topic and isinstance(message, TurnoverUpdated):
-        batch.windows.append(Entry(record, message))
-    elif record.topic != alerts_topic and isinstance(message, TurnoverWindows):
-        batch.windows += [Entry(record, window) for window in message.windows]
-    else:
-        batch.rejected.append(Rejected(record, f"unexpected message type {env.type!r}"))
+        return [message]
+    if record.topic == alerts_topic:
+        if isinstance(message, CardAlerted):
+            return [message]
+    elif isinstance(message, TurnoverUpdated):
+        return [message]
+    elif isinstance(message, TurnoverWindows):
+        return list(message.windows)
+    return f"unexpected message type {env.type!r}"
+
+
+def rank(item: CardItem) -> int:
+    """Windows, alerts, then notification outcomes (in one transaction, as they were before
+    isolation)."""
+    if isinstance(item, TurnoverUpdated):
+        return 0
+    return 1 if isinstance(item, CardAlerted) else 2
 
 
 def write_batch(engine: Engine, items: Sequence[CardItem]) -> int:
@@ -207,43 +204,34 @@ async def report_silent_devices(
 _HEALTH_IDS = uuid.UUID("0b7a3f0e-6d6c-4c55-8f0e-5f2d8b1c9a10")
 
 
-async def project_once(
-    consumer: AIOKafkaConsumer,
-    letters: DeadLetters,
-    engine: Engine,
-    settings: CardProjectorSettings,
-    stop: asyncio.Event,
-) -> int:
-    """One round: poll, write (quarantining poison), dead-letter, commit; rows written."""
-    polled = await consumer.getmany(
-        timeout_ms=settings.max_wait_ms, max_records=settings.batch_size
+def card_step(engine: Engine, settings: CardProjectorSettings) -> Step[CardItem, int]:
+    return Step(
+        classify=partial(classify, alerts_topic=settings.alerts_topic),
+        write=partial(write_batch, engine),
+        nothing=0,
+        describe="{} rows".format,
+        rank=rank,
     )
-    batch = CardBatch()
-    for records in polled.values():
-        for record in records:
-            classify(record, batch, settings.alerts_topic)
-    if not batch.offsets:
-        return 0
-    started = time.monotonic()
-    outcome = await settle(
-        lambda items: write_batch(engine, items),
-        batch.entries(),
-        batch.rejected,
-        dead_letters=letters,
-        backoff=settings.backoff,
-        stop=stop,
-    )
-    if outcome is None:
-        return 0  # stopped during an outage: the batch comes back
-    await commit_offsets(consumer, batch.offsets)
-    records = [r for rs in polled.values() for r in rs]
-    metrics.batch_done(
-        "card_projector",
-        metrics.topic_counts(records, settings.topic_prefix),
-        time.monotonic() - started,
-        len(outcome.rejected),
-    )
-    return sum(outcome.results)
+
+
+@dataclass(slots=True)
+class Sweeps:
+    """The card projector's periodic work between batches: expiry and silent devices."""
+
+    engine: Engine
+    producer: AIOKafkaProducer
+    settings: CardProjectorSettings
+    next_expiry: float = field(default_factory=time.monotonic)
+    next_devices: float = field(default_factory=time.monotonic)
+
+    async def __call__(self) -> None:
+        settings = self.settings
+        if settings.expiry_sweep_interval_s and time.monotonic() >= self.next_expiry:
+            self.next_expiry = time.monotonic() + settings.expiry_sweep_interval_s
+            await sweep_and_publish(self.engine, settings)
+        if settings.device_sweep_interval_s and time.monotonic() >= self.next_devices:
+            self.next_devices = time.monotonic() + settings.device_sweep_interval_s
+            await report_silent_devices(self.engine, self.producer, settings)
 
 
 async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Event) -> None:
@@ -254,29 +242,16 @@ async def run_card_projector(settings: CardProjectorSettings, stop: asyncio.Even
     )
     producer = make_producer(settings)
     letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
-    projected, next_sweep, next_devices = 0, time.monotonic(), time.monotonic()
-    try:
-        await producer.start()
-        await consumer.start()
+    polling = settings.polling("card projector", "card_projector")
+    loop = BatchConsumer(consumer, letters, card_step(engine, settings), polling)
+    async with running(producer, consumer, engine=engine):
         log.info(
             "card projector %s: %s, %s",
             settings.consumer_group,
             settings.turnover_topic,
             settings.alerts_topic,
         )
-        while not stop.is_set():
-            projected += await project_once(consumer, letters, engine, settings, stop)
-            if settings.expiry_sweep_interval_s and time.monotonic() >= next_sweep:
-                next_sweep = time.monotonic() + settings.expiry_sweep_interval_s
-                await sweep_and_publish(engine, settings)
-            if settings.device_sweep_interval_s and time.monotonic() >= next_devices:
-                next_devices = time.monotonic() + settings.device_sweep_interval_s
-                await report_silent_devices(engine, producer, settings)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-        engine.dispose()
-        log.info("card projector stopped after %d messages", projected)
+        await loop.run(stop, between=Sweeps(engine, producer, settings))
 
 
 def main() -> None:

@@ -10,14 +10,16 @@ the database under the names every process uses) and a ``main`` that hands its l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
 
 from db.settings import DEFAULT_DATABASE_URL
 from schemas.topics import DEAD_LETTERS, ORDER_EVENTS
@@ -96,6 +98,27 @@ def make_producer(settings: ConsumerSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
+
+
+class Client(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def running(*clients: Client, engine: Engine | None = None) -> AsyncIterator[None]:
+    """``clients`` started in order, then stopped in reverse on the way out (however it is
+    left: a stop, a halt, a cancel), and ``engine`` disposed last."""
+    try:
+        for client in clients:
+            await client.start()
+        yield
+    finally:
+        for client in reversed(clients):
+            await client.stop()
+        if engine is not None:
+            engine.dispose()
 
 
 def configure_logging() -> None:

@@ -5,7 +5,9 @@ PostgreSQL.
 ``keeper-projector``. It is a plain aiokafka consumer rather than a Faust agent because its
 unit of work is a *batch* committed in one database transaction, and its offsets must be
 committed only after that transaction: at-least-once delivery plus the idempotent writes of
-:mod:`db.projection` give exactly-once effects. Each round:
+:mod:`db.projection` give exactly-once effects. It is the one batch loop of
+:mod:`stream_agents.batch_consumer` with the projector's :func:`classify` and
+:func:`write_items`. Each round:
 
 1. poll up to ``batch_size`` records (waiting at most ``max_wait_ms``);
 2. decode them; bytes that are not a known event for their topic are rejected;
@@ -31,11 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import Engine
@@ -55,28 +55,24 @@ from db.repositories import dead_letters
 from db.repositories.dead_letters import NewDeadLetter
 from schemas.ledger import LedgerPosted
 from schemas.topics import LEDGER_EVENTS
-from stream_agents import metrics
+from stream_agents.batch_consumer import BatchConsumer, Polling, Step
 from stream_agents.failures import ConsumerHaltedError, describe, is_transient
 from stream_agents.process import (
     ConsumerSettings,
     make_consumer,
     make_producer,
     run_process,
+    running,
     topic_prefix_field,
 )
 from stream_agents.quarantine import (
     Backoff,
     DeadLetters,
-    Entry,
-    Isolated,
-    Rejected,
-    accept,
-    commit_offsets,
+    Record,
     dead_letter_headers,
+    decode_record,
     letter_of,
-    settle,
     sleep_unless_stopped,
-    track,
 )
 
 log = logging.getLogger(__name__)
@@ -106,82 +102,51 @@ class ProjectorSettings(ConsumerSettings):
     def backoff(self) -> Backoff:
         return Backoff(self.retry_initial_s, self.retry_max_s)
 
-
-# --- decoding a poll into a batch -------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Batch:
-    """A poll, decoded: what to write (in write order), what is rejected, what to commit."""
-
-    order_entries: list[Entry[OrderItem]] = field(default_factory=list)
-    ledger_entries: list[Entry[LedgerItem]] = field(default_factory=list)
-    letter_entries: list[Entry[NewDeadLetter]] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    #: Per partition, the offset to commit once the batch is durable (last offset + 1).
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-    @property
-    def orders(self) -> list[OrderItem]:
-        return [entry.item for entry in self.order_entries]
-
-    @property
-    def ledger(self) -> list[LedgerItem]:
-        return [entry.item for entry in self.ledger_entries]
-
-    def entries(self) -> list[Entry[Item]]:
-        """Order events before postings (a posting refers to its order), then dead letters."""
-        return [*self.order_entries, *self.ledger_entries, *self.letter_entries]
-
-    def __len__(self) -> int:
-        return (
-            len(self.order_entries)
-            + len(self.ledger_entries)
-            + len(self.letter_entries)
-            + (len(self.rejected))
+    def polling(self, name: str, metrics_label: str) -> Polling:
+        """How the batch loop polls, retries and reports (``name`` in logs)."""
+        return Polling(
+            name,
+            self.batch_size,
+            self.max_wait_ms,
+            self.backoff,
+            metrics_label=metrics_label,
+            topic_prefix=self.topic_prefix,
+            log_interval_s=self.log_interval_s,
         )
 
 
+# --- classifying a record ---------------------------------------------------------------
+
+
 def classify(
-    record: ConsumerRecord[bytes, bytes],
-    batch: Batch,
-    ledger_topic: str,
-    letters_topic: str | None = None,
-) -> None:
-    """Decode ``record`` into ``batch``: an order event, a posting, a dead letter, or rejected.
+    record: Record, ledger_topic: str, letters_topic: str | None = None
+) -> list[Item] | str:
+    """An order event, a posting, a dead letter's row (or none: a parked callback), or why
+    ``record`` is rejected.
 
     A record is only accepted as the message type its topic carries: a decodable message on
     the wrong topic is as unusable to the projector as garbage.
     """
     if record.topic == letters_topic:
-        track(record, batch.offsets)
-        if (letter := letter_of(record)) is not None:
-            batch.letter_entries.append(Entry(record, letter))
-        return
-    decoded = accept(record, batch.offsets)
+        letter = letter_of(record)
+        return [] if letter is None else [letter]
+    decoded = decode_record(record)
     if isinstance(decoded, str):
-        batch.rejected.append(Rejected(record, decoded))
-        return
+        return decoded
     env, message = decoded
     if record.topic == ledger_topic:
         if isinstance(message, LedgerPosted):
-            batch.ledger_entries.append(Entry(record, (env, message)))
-            return
+            return [(env, message)]
     elif isinstance(message, ORDER_EVENT_TYPES):
-        batch.order_entries.append(Entry(record, (env, message)))
-        return
-    batch.rejected.append(Rejected(record, f"unexpected message type {env.type!r} on this topic"))
+        return [(env, message)]
+    return f"unexpected message type {env.type!r} on this topic"
 
 
-def make_batch(
-    records: Iterable[ConsumerRecord[bytes, bytes]],
-    ledger_topic: str,
-    letters_topic: str | None = None,
-) -> Batch:
-    batch = Batch()
-    for record in records:
-        classify(record, batch, ledger_topic, letters_topic)
-    return batch
+def rank(item: Item) -> int:
+    """Order events before postings (a posting refers to its order), then dead letters."""
+    if isinstance(item, NewDeadLetter):
+        return 2
+    return 1 if isinstance(item[1], LedgerPosted) else 0
 
 
 # --- writing a batch --------------------------------------------------------------------
@@ -205,7 +170,7 @@ def write_batch(
 
 
 def write_items(engine: Engine, items: Sequence[Item]) -> ProjectionCounts:
-    """:func:`write_batch` over a slice of :meth:`Batch.entries` (kept in that order)."""
+    """:func:`write_batch` over items in :func:`rank` order (kept in that order)."""
     orders: list[OrderItem] = []
     ledger: list[LedgerItem] = []
     letters: list[NewDeadLetter] = []
@@ -219,86 +184,25 @@ def write_items(engine: Engine, items: Sequence[Item]) -> ProjectionCounts:
     return write_batch(engine, orders, ledger, letters)
 
 
-async def write_until_durable(
-    engine: Engine,
-    batch: Batch,
-    settings: ProjectorSettings,
-    stop: asyncio.Event,
-    letters: DeadLetters,
-) -> Isolated[ProjectionCounts] | None:
-    """Write ``batch``, quarantining poison records; None if stopped during an outage.
-
-    The batch stays in memory meanwhile and no offset moves, so a restart in the middle of
-    an outage redelivers exactly what was not yet written.
-    """
-    return await settle(
-        lambda items: write_items(engine, items),
-        batch.entries(),
-        batch.rejected,
-        dead_letters=letters,
-        backoff=settings.backoff,
-        stop=stop,
+def progress_text(written: ProjectionCounts) -> str:
+    return (
+        f"events {written.order_events}, order rows {written.orders}, "
+        f"postings {written.postings}, balances {written.balances}"
     )
 
 
-# --- progress ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Progress:
-    """Running totals, logged at most every ``interval_s`` (each batch at DEBUG)."""
-
-    interval_s: float
-    records: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    written: ProjectionCounts = field(default_factory=ProjectionCounts)
-    positions: dict[TopicPartition, int] = field(default_factory=dict)
-    last_log: float = field(default_factory=time.monotonic)
-
-    def add(self, batch: Batch, outcome: Isolated[ProjectionCounts]) -> None:
-        self.records += len(batch)
-        self.dead_letters += len(outcome.rejected)
-        self.batches += 1
-        self.written = sum(outcome.results, self.written)
-        self.positions.update(batch.offsets)
-
-    def lag(self, consumer: AIOKafkaConsumer) -> int:
-        """Records behind the high-water mark on the partitions this member has read."""
-        assigned = consumer.assignment()
-        return sum(
-            max(0, (consumer.highwater(tp) or position) - position)
-            for tp, position in self.positions.items()
-            if tp in assigned
-        )
-
-    def report(self, batch: Batch, dead: int, consumer: AIOKafkaConsumer, elapsed_s: float) -> None:
-        lag = self.lag(consumer)
-        log.debug(
-            "batch of %d (orders %d, ledger %d, letters %d, dead %d) in %.0f ms, lag %d",
-            len(batch),
-            len(batch.order_entries),
-            len(batch.ledger_entries),
-            len(batch.letter_entries),
-            dead,
-            elapsed_s * 1000,
-            lag,
-        )
-        if time.monotonic() - self.last_log < self.interval_s:
-            return
-        self.last_log = time.monotonic()
-        log.info(
-            "projected %d records in %d batches (dead-lettered %d): "
-            "events %d, order rows %d, postings %d, balances %d; lag %d",
-            self.records,
-            self.batches,
-            self.dead_letters,
-            self.written.order_events,
-            self.written.orders,
-            self.written.postings,
-            self.written.balances,
-            lag,
-        )
+def projector_step(engine: Engine, settings: ProjectorSettings) -> Step[Item, ProjectionCounts]:
+    return Step(
+        classify=partial(
+            classify,
+            ledger_topic=settings.ledger_events_topic,
+            letters_topic=settings.dead_letters_topic,
+        ),
+        write=partial(write_items, engine),
+        nothing=ProjectionCounts(),
+        describe=progress_text,
+        rank=rank,
+    )
 
 
 # --- the process ------------------------------------------------------------------------
@@ -315,42 +219,6 @@ def projector_engine(settings: ProjectorSettings) -> Engine:
     )
 
 
-async def poll(consumer: AIOKafkaConsumer, settings: ProjectorSettings) -> Batch:
-    polled = await consumer.getmany(
-        timeout_ms=settings.max_wait_ms, max_records=settings.batch_size
-    )
-    records = (record for partition in polled.values() for record in partition)
-    return make_batch(records, settings.ledger_events_topic, settings.dead_letters_topic)
-
-
-async def project_once(
-    consumer: AIOKafkaConsumer,
-    letters: DeadLetters,
-    engine: Engine,
-    settings: ProjectorSettings,
-    stop: asyncio.Event,
-    progress: Progress,
-) -> None:
-    """One round: poll, write (quarantining poison), dead-letter, then commit offsets."""
-    batch = await poll(consumer, settings)
-    if not batch.offsets:
-        return
-    started = time.monotonic()
-    outcome = await write_until_durable(engine, batch, settings, stop, letters)
-    if outcome is None:
-        return  # stopped during an outage: leave the offsets, the batch comes back
-    await commit_offsets(consumer, batch.offsets)
-    records = [entry.record for entry in batch.entries()] + [r.record for r in batch.rejected]
-    metrics.batch_done(
-        "projector",
-        metrics.topic_counts(records, settings.topic_prefix),
-        time.monotonic() - started,
-        len(outcome.rejected),
-    )
-    progress.add(batch, outcome)
-    progress.report(batch, len(outcome.rejected), consumer, time.monotonic() - started)
-
-
 async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """Project until ``stop`` is set; raises :class:`ProjectorHaltedError` when the database
     refuses every write (fatal: see :mod:`stream_agents.failures`).
@@ -364,10 +232,9 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
     consumer = make_consumer(settings, *topics, settings.dead_letters_topic)
     producer = make_producer(settings)
     letters = DeadLetters(producer, settings.dead_letters_topic, settings.consumer_group)
-    progress = Progress(settings.log_interval_s)
-    try:
-        await producer.start()
-        await consumer.start()
+    step, polling = projector_step(engine, settings), settings.polling("projector", "projector")
+    loop = BatchConsumer(consumer, letters, step, polling)
+    async with running(producer, consumer, engine=engine):
         log.info(
             "projector %s: %s, %s, %s -> %s",
             settings.consumer_group,
@@ -375,13 +242,7 @@ async def run_projector(settings: ProjectorSettings, stop: asyncio.Event) -> Non
             settings.dead_letters_topic,
             shown_url,
         )
-        while not stop.is_set():
-            await project_once(consumer, letters, engine, settings, stop, progress)
-    finally:
-        await consumer.stop()
-        await producer.stop()
-        engine.dispose()
-        log.info("projector stopped after %d records", progress.records)
+        await loop.run(stop)
 
 
 def main() -> None:
@@ -393,14 +254,11 @@ def main() -> None:
 
 
 __all__ = [  # the names other modules and tests import from here
-    "Batch",
     "ProjectorHaltedError",
     "ProjectorSettings",
-    "commit_offsets",
     "dead_letter_headers",
     "describe",
     "is_transient",
-    "make_batch",
     "run_projector",
     "sleep_unless_stopped",
 ]

@@ -2,8 +2,9 @@
 
 The three consumers that write PostgreSQL in batches (:mod:`stream_agents.projector`,
 :mod:`stream_agents.card_projector`, :mod:`stream_agents.callbacks.intake`) share this one
-mechanism. A consumer decodes a poll into :class:`Entry` items (records that do not decode
-are :class:`Rejected` already) and hands them to :func:`settle`, which
+mechanism through their one loop, :mod:`stream_agents.batch_consumer`. It decodes a poll
+into :class:`Entry` items (records that do not decode are :class:`Rejected` already) and
+hands them to :func:`settle`, which
 
 1. writes them with the consumer's ``write`` (one transaction per call, on a worker
    thread), all of them in one go first;
@@ -31,8 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeAlias, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from db.repositories.dead_letters import NewDeadLetter
 from schemas.envelope import Envelope, Message
@@ -249,41 +249,16 @@ async def settle(
     return outcome
 
 
-def track(record: Record, offsets: dict[TopicPartition, int]) -> None:
-    """Note ``record``'s offset as done once its batch is written (commit the next one)."""
-    tp = TopicPartition(record.topic, record.partition)
-    offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-
-
-def accept(record: Record, offsets: dict[TopicPartition, int]) -> tuple[Envelope, Message] | str:
-    """The start of every consumer's ``classify``: note ``record``'s offset as done once its
-    batch is written, then decode it. Returns the envelope and message, or why it cannot be
-    used (an empty record, or one that does not decode), for the caller to reject."""
-    track(record, offsets)
+def decode_record(record: Record) -> tuple[Envelope, Message] | str:
+    """The start of every consumer's ``classify``: the record's envelope and message, or why
+    it cannot be used (an empty record, or one that does not decode), for the caller to
+    reject."""
     if record.value is None:
         return "empty record"
     try:
         return decode(record.value)
     except SchemaError as exc:
         return str(exc)
-
-
-async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
-    """Commit the offsets of partitions still assigned; False if the commit did not land.
-
-    A failed commit loses nothing: the records are redelivered (to this member or to the new
-    owner after a rebalance) and their writes are no-ops, and the next commit covers them.
-    """
-    assigned = consumer.assignment()
-    owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-    if not owned:
-        return False
-    try:
-        await consumer.commit(owned)
-    except KafkaError as exc:
-        log.warning("offset commit failed (%s); the batch will be redelivered", exc)
-        return False
-    return True
 
 
 async def _published(dead_letters: DeadLetters, rejected: Sequence[Rejected]) -> bool:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
+import stream_agents.batch_consumer as batch_consumer
 import stream_agents.projector as projector
 from db.models import Base
 from db.projection import OrderEventMessage, project_order_events
@@ -358,7 +359,7 @@ async def test_a_projector_cancelled_before_its_offset_commit_leaves_nothing_twi
         return False
 
     await produce_history(producer, settings)
-    monkeypatch.setattr(projector, "commit_offsets", commit_never)
+    monkeypatch.setattr(batch_consumer, "commit_offsets", commit_never)
     stop = asyncio.Event()
     crashed = asyncio.create_task(run_projector(settings, stop), name="projector")
     await eventually(reached.is_set, "the first batch to be written", crashed)

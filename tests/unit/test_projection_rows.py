@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg2
@@ -37,13 +38,16 @@ from schemas import orders
 from schemas.envelope import Envelope
 from schemas.ledger import LedgerPosted, Leg, PostingKind
 from schemas.registry import encode, envelope
+from stream_agents import projector
+from stream_agents.batch_consumer import Batch, classify_poll
 from stream_agents.projector import (
+    Item,
     ProjectorSettings,
     dead_letter_headers,
     describe,
     is_transient,
-    make_batch,
 )
+from tests.fixtures.fake_consumer import PgError
 
 UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")
 CARD = uuid.UUID("0b7d2c4e-1111-4222-8333-944455556666")
@@ -321,22 +325,28 @@ def test_the_order_upsert_is_one_statement_that_only_moves_forward() -> None:
 # --- records to batches -----------------------------------------------------------------
 
 
+def make_batch(records: list[ConsumerRecord[bytes, bytes]], ledger_topic: str) -> Batch[Item]:
+    return classify_poll(
+        records, partial(projector.classify, ledger_topic=ledger_topic), projector.rank
+    )
+
+
 def test_records_are_sorted_into_order_events_postings_and_rejects() -> None:
     event = orders.OrderCreated(order=snapshot(version=2, status=S.NEW))
     batch = make_batch(
         [
-            record(encode(event), offset=4),
+            record(encode(posted()), topic=LEDGER_TOPIC, offset=9, partition=2),
             record(b"\x00garbage", offset=5),
             record(None, offset=6),
-            record(encode(posted()), topic=LEDGER_TOPIC, offset=9, partition=2),
+            record(encode(event), offset=4),
             record(encode(event), topic=LEDGER_TOPIC, offset=10, partition=2),
             record(encode(posted()), offset=7),
             record(encode(orders.ExpireOrder(uid=snapshot().uid)), offset=8),
         ],
         LEDGER_TOPIC,
     )
-    assert [ev for _, ev in batch.orders] == [event]
-    assert [p for _, p in batch.ledger] == [posted()]
+    # order events before postings, whatever the poll's order
+    assert [entry.item[1] for entry in batch.entries] == [event, posted()]
     assert [(r.record.topic, r.record.offset) for r in batch.rejected] == [
         (ORDER_TOPIC, 5),
         (ORDER_TOPIC, 6),
@@ -347,7 +357,7 @@ def test_records_are_sorted_into_order_events_postings_and_rejects() -> None:
     assert "not a Keeper envelope" in batch.rejected[0].reason
     assert "unexpected message type 'order.created'" in batch.rejected[2].reason
     assert batch.offsets == {TopicPartition(ORDER_TOPIC, 0): 9, TopicPartition(LEDGER_TOPIC, 2): 11}
-    assert len(batch) == 7
+    assert len(batch.records) == 7
 
 
 def test_dead_letter_headers_say_where_from_and_why() -> None:
@@ -364,31 +374,17 @@ def test_dead_letter_headers_say_where_from_and_why() -> None:
 # --- errors and settings ----------------------------------------------------------------
 
 
-class _Diag:
-    constraint_name = "fk_orders_partner_id_partners"
-    table_name = "orders"
-    message_primary = "insert or update on table violates foreign key constraint"
-    message_detail = "Key (partner_id)=(ghost) is not present in table partners."
-
-
-class _PgError(Exception):
-    def __init__(self, pgcode: str | None) -> None:
-        super().__init__("DETAIL: Failing row contains (4111111111111111)")
-        self.pgcode = pgcode
-        self.diag = _Diag()
-
-
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
         (OperationalError("x", {}, psycopg2.OperationalError("connection refused")), True),
-        (OperationalError("x", {}, _PgError("57P01")), True),  # admin shutdown / terminate
-        (OperationalError("x", {}, _PgError("40P01")), True),  # deadlock
-        (OperationalError("x", {}, _PgError("08006")), True),
-        (OperationalError("x", {}, _PgError("57014")), False),  # statement cancelled
-        (IntegrityError("x", {}, _PgError("23503")), False),  # unknown partner
-        (IntegrityError("x", {}, _PgError("23514")), False),  # check / unbalanced ledger
-        (ProgrammingError("x", {}, _PgError("42P01")), False),
+        (OperationalError("x", {}, PgError("57P01")), True),  # admin shutdown / terminate
+        (OperationalError("x", {}, PgError("40P01")), True),  # deadlock
+        (OperationalError("x", {}, PgError("08006")), True),
+        (OperationalError("x", {}, PgError("57014")), False),  # statement cancelled
+        (IntegrityError("x", {}, PgError("23503")), False),  # unknown partner
+        (IntegrityError("x", {}, PgError("23514")), False),  # check / unbalanced ledger
+        (ProgrammingError("x", {}, PgError("42P01")), False),
         (ValueError("not a database error"), False),
     ],
 )
@@ -399,12 +395,12 @@ def test_only_lost_connections_and_lock_conflicts_are_retried(
 
 
 def test_described_errors_name_the_constraint_but_never_echo_the_row() -> None:
-    text = describe(IntegrityError("INSERT ...", {"pan": "4111"}, _PgError("23503")))
+    text = describe(IntegrityError("INSERT ...", {"pan": "4111"}, PgError("23503")))
     assert "sqlstate=23503" in text
     assert "constraint=fk_orders_partner_id_partners" in text
     assert "Key (partner_id)=(ghost)" in text
     assert "4111" not in text
-    check = describe(IntegrityError("INSERT ...", {}, _PgError("23514")))
+    check = describe(IntegrityError("INSERT ...", {}, PgError("23514")))
     assert "Key (" not in check
     assert "4111" not in check
 

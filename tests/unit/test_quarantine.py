@@ -1,21 +1,14 @@
-"""Poison-record isolation with a fake writer and a fake dead-letter producer (no I/O).
-
-The writer plays a database: it "commits" a call's items only if none of them is poison,
-raises a permanent error (a foreign-key violation) otherwise, and can be told to lose its
-connection (transient) or to miss its tables (fatal).
-"""
+"""Poison-record isolation with a fake writer and a fake dead-letter producer (no I/O;
+the fakes are in ``tests/fixtures/fake_consumer.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from schemas import orders
 from schemas.registry import encode
@@ -31,72 +24,18 @@ from stream_agents.quarantine import (
     order_uid_of,
     settle,
 )
-
-TOPIC, LETTERS = "p.order-events", "p.dead-letters"
-UID = uuid.UUID("3f2b8c1e-8d4a-8c7e-9a1b-2c3d4e5f6a7b")
-
-
-class _Diag:
-    constraint_name = "fk_orders_partner_id_partners"
-    table_name = "orders"
-    message_primary = "violates foreign key constraint"
-    message_detail = "Key (partner_id)=(ghost) is not present in table partners."
-
-
-class _PgError(Exception):
-    def __init__(self, pgcode: str | None) -> None:
-        super().__init__("DETAIL: Failing row contains (4111111111111111\x00)")
-        self.pgcode = pgcode
-        self.diag = _Diag()
-
-
-def permanent() -> IntegrityError:
-    return IntegrityError("INSERT ...", {"pan": "4111111111111111"}, _PgError("23503"))
-
-
-def transient() -> OperationalError:
-    return OperationalError("INSERT ...", {}, _PgError("08006"))
-
-
-def fatal() -> ProgrammingError:
-    return ProgrammingError("INSERT ...", {}, _PgError("42P01"))
-
-
-@dataclass
-class FakeWriter:
-    """Commits a call atomically unless it holds poison; optional failures before that."""
-
-    poison: set[int]
-    committed: list[int] = field(default_factory=list)
-    calls: list[list[int]] = field(default_factory=list)
-    #: Errors to raise on the next calls, whatever the items (a transient outage, say).
-    failures: list[Exception] = field(default_factory=list)
-
-    def __call__(self, items: Sequence[int]) -> int:
-        self.calls.append(list(items))
-        if self.failures:
-            raise self.failures.pop(0)
-        if self.poison & set(items):
-            raise permanent()
-        self.committed += items
-        return len(items)
-
-
-def record(offset: int, topic: str = TOPIC, **fields: Any) -> ConsumerRecord[bytes, bytes]:
-    values: dict[str, Any] = {
-        "topic": topic,
-        "partition": 2,
-        "offset": offset,
-        "timestamp": 0,
-        "timestamp_type": 0,
-        "key": str(UID).encode(),
-        "value": b"raw-%d" % offset,
-        "checksum": None,
-        "serialized_key_size": 1,
-        "serialized_value_size": 1,
-        "headers": (),
-    }
-    return ConsumerRecord(**(values | fields))
+from tests.fixtures.fake_consumer import (
+    LETTERS,
+    TOPIC,
+    UID,
+    FakeProducer,
+    FakeWriter,
+    PgError,
+    fatal,
+    permanent,
+    record,
+    transient,
+)
 
 
 def entries(count: int) -> list[Entry[int]]:
@@ -157,24 +96,6 @@ def test_a_non_database_error_is_a_poison_record_too() -> None:
 # --- settle: retries, dead letters, halting ---------------------------------------------
 
 
-@dataclass
-class FakeProducer:
-    sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = field(
-        default_factory=list
-    )
-    failures: list[Exception] = field(default_factory=list)
-
-    async def send(
-        self, topic: str, *, key: bytes, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> asyncio.Future[None]:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append((topic, key, value, dict(headers)))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
 def letters_to(producer: FakeProducer) -> DeadLetters:
     return DeadLetters(producer, LETTERS, "p.keeper-projector")
 
@@ -204,7 +125,7 @@ async def test_settle_dead_letters_the_poison_and_the_rejected_with_coordinates(
     assert (headers[h.SOURCE_PARTITION], headers[h.SOURCE_OFFSET]) == (b"2", b"2")
     assert headers[h.SOURCE_KEY] == str(UID).encode()
     assert headers[h.CONSUMER] == b"p.keeper-projector"
-    assert headers[h.ERROR].startswith(b"_PgError sqlstate=23503")
+    assert headers[h.ERROR].startswith(b"PgError sqlstate=23503")
 
 
 async def test_settle_retries_transient_failures_and_dead_letters_nothing() -> None:
@@ -295,11 +216,11 @@ async def test_a_record_of_the_dead_letters_topic_is_never_sent_back_there() -> 
     ("error", "kind"),
     [
         (transient(), "transient"),
-        (OperationalError("x", {}, _PgError("57P01")), "transient"),
+        (OperationalError("x", {}, PgError("57P01")), "transient"),
         (fatal(), "fatal"),
-        (OperationalError("x", {}, _PgError("28P01")), "fatal"),  # password refused
+        (OperationalError("x", {}, PgError("28P01")), "fatal"),  # password refused
         (permanent(), "permanent"),
-        (IntegrityError("x", {}, _PgError("22P05")), "permanent"),  # the NUL in JSONB
+        (IntegrityError("x", {}, PgError("22P05")), "permanent"),  # the NUL in JSONB
         (ValueError("NUL"), "permanent"),
     ],
 )
