@@ -201,6 +201,18 @@ class DecisionCreate(_Strict):
     reason: Annotated[FreeText, Field(max_length=500)] = ""
 
 
+class PaymentSeen(_Strict):
+    """An operator's confirmation that a deposit was paid: the bank notification attached to
+    it (on the console's *Bank notifications* page) is the evidence."""
+
+    notification_id: uuid.UUID
+
+
+class PaymentSeenPublic(BaseModel):
+    uid: uuid.UUID
+    status: OrderStatus
+
+
 class QueueItem(BaseModel):
     """An order awaiting a decision, as the operator console lists it."""
 

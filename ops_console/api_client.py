@@ -131,6 +131,13 @@ class KeeperApi:
         body = self._post(path, {"verdict": verdict, "reason": reason}, token).json()
         return Decision(str(body["uid"]), body["status"], body.get("decided_by"))
 
+    def confirm_payment(self, token: str, uid: str, notification_id: str) -> str:
+        """Confirm a deposit still ``new`` as paid, on the bank notification attached to it;
+        the order's status after (``processing``)."""
+        path = f"/v1/operator/orders/{uid}/payment"
+        body = self._post(path, {"notification_id": notification_id}, token).json()
+        return str(body["status"])
+
     def decide_dispute(
         self, token: str, dispute_id: str, verdict: str, reason: str
     ) -> DisputeDecision:

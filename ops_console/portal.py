@@ -6,7 +6,8 @@ bound to, read from PostgreSQL on every run (never from the browser). Every read
 then goes through ``db.repositories.portal`` / ``portal_actions`` with that scope, so the
 scoping does not depend on which buttons a page draws.
 
-Button callbacks run before the page's script, so they take :func:`acting_scope` afresh.
+Button callbacks run before the page's script, so they take :func:`acting_scope` afresh;
+:func:`act` does that and the change in one step.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any, Final, TypeVar
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from db.repositories import portal, portal_actions
 from db.repositories.portal import PartnerScope
-from ops_console import auth, fmt, runtime
+from ops_console import auth, changes, fmt, runtime
 from ops_console.roles import may_open
 
 T = TypeVar("T")
@@ -45,6 +47,16 @@ def acting_scope(page: str) -> PartnerScope | None:
         return None  # the run that follows refuses the page
     with runtime.sessions()() as session:
         return portal.scope_of(session, who.username)
+
+
+def act(page: str, work: Callable[[Session, PartnerScope], T]) -> T | None:
+    """For a button callback: ``work(session, scope)`` as whoever clicks, in one committed
+    transaction (:func:`ops_console.changes.apply`, which shows a refusal). ``None`` if it
+    was refused, or if the user may no longer open ``page`` (the run that follows says so)."""
+    acting = acting_scope(page)
+    if acting is None:
+        return None
+    return changes.apply(lambda session: work(session, acting))
 
 
 def read(work: Callable[..., T], scope: PartnerScope, /, *args: Any, **kwargs: Any) -> T:

@@ -1,7 +1,7 @@
 """Partner callbacks: the delivery log and the partners' callback signing secrets.
 
 A delivery is one terminal order event owed to a partner. Its ``delivery_id`` follows from
-``(order uid, event type)`` (``stream_agents.callbacks.payload.delivery_id``), so a
+``(order uid, event type)`` (``schemas.callbacks.delivery_id``), so a
 redelivered Kafka record can never create a second delivery; ``body`` is the exact JSON sent
 (text, not JSONB, so the bytes the partner verifies never change). ``partner_id`` carries no
 foreign key, like ``order_events``: the log must accept whatever the event stream says.

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -29,6 +29,7 @@ from db.models import CallbackDelivery, CallbackSecret, Order, Partner
 from db.repositories import audit
 from db.repositories._common import as_uuid
 from db.repositories.errors import InvalidInput, NotFound
+from schemas.callbacks import NewDelivery
 
 SECRET_ID_PREFIX: Final = "cbk_"  # noqa: S105 - a public prefix, not a secret
 SECRET_PREFIX: Final = "cs_"  # noqa: S105 - a public prefix, not a secret
@@ -127,23 +128,6 @@ def active_callback_secrets(session: Session, box: SecretBox, partner_id: str) -
 # --- the delivery log -------------------------------------------------------------------
 
 
-class DeliveryFacts(Protocol):
-    """What the intake knows of a delivery (``stream_agents.callbacks.payload.NewDelivery``)."""
-
-    @property
-    def delivery_id(self) -> uuid.UUID: ...
-    @property
-    def order_uid(self) -> uuid.UUID: ...
-    @property
-    def event_type(self) -> str: ...
-    @property
-    def order_version(self) -> int: ...
-    @property
-    def partner_id(self) -> str: ...
-    @property
-    def body(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryView:
     delivery_id: uuid.UUID
@@ -172,7 +156,7 @@ def _view(row: CallbackDelivery) -> DeliveryView:
 
 
 def record_deliveries(
-    session: Session, deliveries: Iterable[DeliveryFacts], now: datetime, window_s: float
+    session: Session, deliveries: Iterable[NewDelivery], now: datetime, window_s: float
 ) -> int:
     """Insert the deliveries not yet known (a known id is left untouched); how many were new."""
     values = [

@@ -40,7 +40,7 @@ from domain.disputes import (
     resolve,
 )
 from domain.orders import Direction, OrderStatus
-from schemas.callbacks import delivery_id, iso_time
+from schemas.callbacks import NewDelivery, delivery_id, iso_time
 from schemas.desks import partner_desk
 
 OPENED: Final = "dispute.opened"
@@ -97,16 +97,6 @@ class Settlement:
     desk: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Delivery:
-    delivery_id: uuid.UUID
-    order_uid: uuid.UUID
-    event_type: str
-    order_version: int
-    partner_id: str
-    body: str
-
-
 def _view(row: Dispute) -> DisputeView:
     return DisputeView(
         dispute_id=row.id,
@@ -142,7 +132,7 @@ def public_fields(view: DisputeView, order: Order) -> dict[str, Any]:
     }
 
 
-def _callback(event_type: str, view: DisputeView, order: Order, now: datetime) -> _Delivery:
+def _callback(event_type: str, view: DisputeView, order: Order, now: datetime) -> NewDelivery:
     ident = delivery_id(view.order_uid, event_type)
     document = {
         "delivery_id": str(ident),
@@ -150,7 +140,7 @@ def _callback(event_type: str, view: DisputeView, order: Order, now: datetime) -
         "occurred_at": iso_time(now),
         "dispute": public_fields(view, order),
     }
-    return _Delivery(
+    return NewDelivery(
         delivery_id=ident,
         order_uid=view.order_uid,
         event_type=event_type,

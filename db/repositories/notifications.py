@@ -40,6 +40,9 @@ RECEIVED: Final = "received"
 #: Operators resolve only what the desk left unmatched (or a suggestion nobody approved).
 RESOLVABLE: Final = ("unmatched", "suggested")
 MAX_REASON_CHARS: Final = 500
+#: The deposits a credit may be attached to: open ones (the caller approves them) and the
+#: disputable ones (a dispute opens).
+ATTACHABLE: Final = frozenset({"new", "processing", *DISPUTABLE})
 
 
 def content_hash(text: str, sender: str, received_at: datetime) -> bytes:
@@ -201,7 +204,11 @@ def attach(
     *,
     dispute_deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> Resolution:
-    """Record that ``notification_id`` pays order ``uid`` (same card, same amount).
+    """Record that ``notification_id`` pays deposit ``uid`` (same card, same amount).
+
+    An open deposit is the caller's to confirm and approve through the API (the console
+    does, naming the notification: ``POST /v1/operator/orders/{uid}/payment`` for one still
+    ``new``, then the decision).
 
     An expired or rejected deposit is not paid by it any more: the notification opens a
     dispute on it instead (opened by ``actor``, the notification its evidence), which an
@@ -211,9 +218,21 @@ def attach(
     order = session.get(Order, uid)
     if order is None:
         raise NotFound(f"order {uid} does not exist")
+    if order.direction != "deposit":
+        raise InvalidInput(f"order {uid} is a {order.direction}: a bank credit pays a deposit")
+    if order.status not in ATTACHABLE:
+        raise InvalidInput(
+            f"order {uid} is {order.status}: a credit is attached to an open deposit, or to "
+            "an expired or rejected one (a dispute)"
+        )
     parse = session.get(NotificationParse, notification_id)
-    if parse is None or order.card_id != row.card_id or order.amount_minor != parse.amount_minor:
-        raise InvalidInput("the order is on another card or of another amount")
+    if parse is None or order.card_id != row.card_id:
+        raise InvalidInput(f"order {uid} is on another card than the notification")
+    if order.amount_minor != parse.amount_minor:
+        raise InvalidInput(
+            f"order {uid} is of {order.amount_minor} minor units, the credit of "
+            f"{parse.amount_minor}"
+        )
     before = {"outcome": row.outcome, "matched_uid": row.matched_uid}
     row.outcome, row.matched_uid, row.resolved_by = "attached", uid, actor
     row.resolved_at = func.now()
@@ -227,7 +246,7 @@ def attach(
         before=before,
         after={"outcome": "attached", "matched_uid": uid, "order_status": order.status},
     )
-    if order.direction == "deposit" and order.status in DISPUTABLE:
+    if order.status in DISPUTABLE:
         _hand_to_disputes(session, notification_id, order, actor, dispute_deadline_s)
     return Resolution(notification_id, str(row.card_id), uid, order.status)
 
@@ -248,6 +267,13 @@ def _hand_to_disputes(
         notification_id=notification_id,
         actor=actor,
     )
+
+
+def attached_to(session: Session, notification_id: uuid.UUID, uid: uuid.UUID) -> bool:
+    """Whether an operator attached ``notification_id`` to order ``uid`` (the evidence an
+    operator's confirmation of a deposit still ``new`` names)."""
+    row = session.get(Notification, notification_id)
+    return row is not None and row.outcome == "attached" and row.matched_uid == uid
 
 
 def evidence(session: Session, notification_id: uuid.UUID) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from sqlalchemy.orm import Session
 
-from db.repositories import audit
+from db.repositories import audit, notifications
 from db.repositories import login_challenges as challenges_repo
 from db.repositories import login_throttle as throttle_repo
 from db.repositories import orders as orders_repo
@@ -44,15 +44,17 @@ from ingest_api.models import (
     LoginRequest,
     OperatorQueue,
     PasswordChange,
+    PaymentSeen,
+    PaymentSeenPublic,
     QueueItem,
     SecondFactorChallenge,
     SecondFactorLogin,
     SessionPublic,
 )
-from ingest_api.orders_common import parse_uid, stored_order
+from ingest_api.orders_common import answered, parse_uid, stored_order
 from ingest_api.outcomes import refusal
 from ingest_api.throttle import Attempt, TooManyAttemptsError, attempt_of
-from schemas.orders import DecideOrder, Verdict
+from schemas.orders import ConfirmPayment, DecideOrder, Verdict
 
 router = APIRouter(prefix="/v1", tags=["console"], responses=UNAVAILABLE_RESPONSES)
 
@@ -407,3 +409,57 @@ async def decide(
         decided_by=order.decided_by,
         decision_reason=order.decision_reason,
     )
+
+
+@router.post(
+    "/operator/orders/{uid}/payment",
+    summary="Confirm a deposit still `new` as paid: a bank notification attached to it",
+    responses={
+        **UNAUTHORIZED,
+        **BODY_RESPONSES,
+        404: {"model": ErrorResponse, "description": "No such order"},
+        409: {
+            "model": ErrorResponse,
+            "description": "The notification is not attached to this order "
+            "(`notification_not_attached`), or the order can no longer be confirmed "
+            "(`illegal_transition`, `deadline_passed`)",
+        },
+        **TIMEOUT_RESPONSES,
+    },
+)
+async def confirm_payment(
+    uid: str, body: PaymentSeen, user: CurrentUser, services: ServicesDep
+) -> PaymentSeenPublic:
+    """What the payer's "I have paid" does, on the operator's word: the order enters
+    ``processing`` and awaits the decision (the console approves it next). Only with a bank
+    notification the operator attached to this order (docs/devices.md); confirming an order
+    already ``processing`` answers it unchanged."""
+    if user.role not in DECIDING_ROLES:
+        raise ApiError(403, "forbidden", f"role {user.role!r} cannot confirm payments")
+    order_id = parse_uid(uid)
+    notice = body.notification_id
+    if not await services.db(lambda s: notifications.attached_to(s, notice, order_id)):
+        raise ApiError(
+            409,
+            "notification_not_attached",
+            f"bank notification {notice} is not attached to order {order_id}",
+        )
+    outcome = await services.ask(
+        ConfirmPayment(uid=order_id),
+        timeout_s=services.settings.command_wait_s,
+        lookup=lambda uid: stored_order(services, uid),
+    )
+    confirmed = answered(outcome, "reload the order")
+    await services.db(
+        lambda s: audit.record(
+            s,
+            actor=user.username,
+            action="order.confirm_payment",
+            entity="order",
+            entity_id=str(order_id),
+            before=None,
+            after={"status": str(confirmed.status), "notification_id": str(notice)},
+        ),
+        commit=True,
+    )
+    return PaymentSeenPublic(uid=order_id, status=confirmed.status)

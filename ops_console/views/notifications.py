@@ -1,10 +1,12 @@
 """Bank notifications: what the cards' phones forwarded, how each parsed, what it matched.
 
 Filters by outcome, device and card. An ``unmatched`` notification (or a suggestion nobody
-approved) is resolved here: attached to the order it pays, or dismissed with a reason. An
-order still ``processing`` is approved at once through the API, with the notification named
-in the decision's reason; one already closed (expired, rejected) keeps the attachment for a
-dispute to settle (issue 14), and the page says so. See docs/devices.md.
+approved) is resolved here: attached to the deposit it pays, or dismissed with a reason. An
+open deposit is approved at once through the API, with the notification named in the
+decision's reason; one still ``new`` (the payer never pressed "I have paid") is first
+confirmed on the operator's word, as a match by the desk confirms it. One already closed
+(expired, rejected) gets a dispute with the notification as its evidence (issue 14), and the
+page says so. See docs/devices.md.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import streamlit as st
 
 from db.repositories import devices, notifications
 from ops_console import auth, changes, fmt, runtime
-from ops_console.order_view import decide
+from ops_console.api_client import ApiCallError
+from ops_console.order_view import decide, show_flash
 from ops_console.roles import page_title
 
 PAGE: Final = "notifications"
+#: The deposits an attached notification approves at once (an operator's word for the payer's).
+OPEN_DEPOSITS: Final = ("new", "processing")
 OUTCOMES: Final = (
     "unmatched",
     "suggested",
@@ -32,9 +37,26 @@ OUTCOMES: Final = (
     "dismissed",
 )
 
+
+def approve_attached(who: auth.Who, uid: str, notice: str, status: str) -> None:
+    """Approve the deposit ``notice`` pays, confirming it first if it is still ``new``."""
+    if status == "new":
+        try:
+            runtime.api().confirm_payment(who.token, uid, notice)
+        except ApiCallError as error:
+            if error.status == 401:
+                auth.forget("Your session expired. Please sign in again.")
+                st.rerun()
+            st.error(f"Attached, but order {uid} was not confirmed: {error.message}")
+            st.stop()
+    decide(who, uid, "approve", f"bank notification {notice}", selection_key="nt_pick")
+
+
 who = auth.require(PAGE)
 st.title(page_title(PAGE))
 changes.show_notice()
+show_flash()
+
 
 with runtime.sessions()() as session:
     known = devices.list_devices(session)
@@ -85,14 +107,19 @@ st.dataframe(
     width="stretch",
 )
 
-open_ones = [r for r in rows if r["outcome"] in notifications.RESOLVABLE]
-if not open_ones:
-    st.stop()
-st.subheader("Resolve an unmatched notification")
 labels = {
     str(r["id"]): f"{fmt.money(r['amount_minor'], r['currency'])} · {r['card']} · {r['text'][:60]}"
-    for r in open_ones
+    for r in rows
+    if r["outcome"] in notifications.RESOLVABLE
 }
+picked = st.session_state.get("nt_pick")
+if picked and picked not in labels:
+    # Resolved meanwhile (another operator) or filtered out: kept as picked, so that a click
+    # meant for it is refused with the reason, never applied to the next one in the list.
+    labels[picked] = f"{picked} (not among the unmatched shown)"
+if not labels:
+    st.stop()
+st.subheader("Resolve an unmatched notification")
 chosen = st.selectbox("Notification", list(labels), format_func=labels.__getitem__, key="nt_pick")
 attach_col, dismiss_col = st.columns(2)
 with attach_col.form("nt_attach"):
@@ -106,14 +133,10 @@ with attach_col.form("nt_attach"):
         done = changes.apply(
             lambda s: notifications.attach(s, uuid.UUID(chosen), uid, who.username)
         )
-        if done is not None and done.order_status == "processing":
-            decide(who, str(uid), "approve", f"bank notification {chosen}", selection_key="nt")
-        elif done is not None and done.order_status in ("new",):
-            changes.done(
-                f"Attached. Order {uid} is still new: the payer has not confirmed; it enters the "
-                "queue when they do."
-            )
+        if done is not None and done.order_status in OPEN_DEPOSITS:
+            approve_attached(who, str(uid), chosen, done.order_status)
         elif done is not None:
+            st.session_state.pop("nt_pick", None)
             changes.done(
                 f"Attached to order {uid}, which is {done.order_status}: it is settled as a "
                 "dispute."
@@ -123,4 +146,5 @@ with dismiss_col.form("nt_dismiss"):
     if st.form_submit_button("Dismiss") and changes.apply(
         lambda s: notifications.dismiss(s, uuid.UUID(chosen), reason, who.username)
     ):
+        st.session_state.pop("nt_pick", None)
         changes.done("Dismissed.")

@@ -12,7 +12,7 @@ import streamlit as st
 from db.crypto import SecretBox
 from db.repositories import api_keys, portal_actions
 from db.repositories import portal as repo
-from ops_console import changes, portal
+from ops_console import portal
 from ops_console.order_view import flash, show_flash
 from ops_console.roles import page_title
 
@@ -27,22 +27,18 @@ portal.show_issued(SECRET_KEY, "KEEPER_KEY_ID", "KEEPER_KEY_SECRET")
 
 
 def issue() -> None:
-    acting = portal.acting_scope(PAGE)
-    if acting is None:
-        return
     box = SecretBox.from_settings()
-    issued = changes.apply(lambda s: portal_actions.issue_api_key(s, box, acting))
+    issued = portal.act(PAGE, lambda s, acting: portal_actions.issue_api_key(s, box, acting))
     if issued is not None:
         st.session_state[SECRET_KEY] = issued
         flash("success", f"Key {issued[0]} issued.")
 
 
 def rotate(key_id: str) -> None:
-    acting = portal.acting_scope(PAGE)
-    if acting is None:
-        return
     box = SecretBox.from_settings()
-    issued = changes.apply(lambda s: portal_actions.rotate_api_key(s, box, acting, key_id))
+    issued = portal.act(
+        PAGE, lambda s, acting: portal_actions.rotate_api_key(s, box, acting, key_id)
+    )
     if issued is not None:
         st.session_state[SECRET_KEY] = issued
         flash(
@@ -52,10 +48,7 @@ def rotate(key_id: str) -> None:
 
 
 def revoke(key_id: str) -> None:
-    acting = portal.acting_scope(PAGE)
-    if acting is None:
-        return
-    revoked = changes.apply(lambda s: portal_actions.revoke_api_key(s, acting, key_id))
+    revoked = portal.act(PAGE, lambda s, acting: portal_actions.revoke_api_key(s, acting, key_id))
     if revoked:
         flash("success", f"Key {key_id} revoked: it signs nothing any more.")
     elif revoked is False:

@@ -12,7 +12,7 @@ import streamlit as st
 from db.crypto import SecretBox
 from db.repositories import callbacks, portal_actions
 from db.repositories import portal as repo
-from ops_console import changes, portal
+from ops_console import portal
 from ops_console.order_view import flash, show_flash
 from ops_console.roles import page_title
 
@@ -27,21 +27,19 @@ portal.show_issued(SECRET_KEY, "KEEPER_CALLBACK_SECRET_ID", "KEEPER_CALLBACK_SEC
 
 
 def issue() -> None:
-    acting = portal.acting_scope(PAGE)
-    if acting is None:
-        return
     box = SecretBox.from_settings()
-    issued = changes.apply(lambda s: portal_actions.issue_callback_secret(s, box, acting))
+    issued = portal.act(
+        PAGE, lambda s, acting: portal_actions.issue_callback_secret(s, box, acting)
+    )
     if issued is not None:
         st.session_state[SECRET_KEY] = issued
         flash("success", f"Callback secret {issued[0]} issued.")
 
 
 def revoke(secret_id: str) -> None:
-    acting = portal.acting_scope(PAGE)
-    if acting is None:
-        return
-    revoked = changes.apply(lambda s: portal_actions.revoke_callback_secret(s, acting, secret_id))
+    revoked = portal.act(
+        PAGE, lambda s, acting: portal_actions.revoke_callback_secret(s, acting, secret_id)
+    )
     if revoked:
         flash("success", f"Callback secret {secret_id} revoked: callbacks are no longer signed.")
     elif revoked is False:

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import schemas  # noqa: F401 - registers every schema with the registry
 from db.repositories.callbacks import record_deliveries
+from schemas.callbacks import NewDelivery
 from stream_agents.batch_consumer import BatchConsumer, Polling, Step
-from stream_agents.callbacks.payload import TERMINAL_EVENTS, NewDelivery, new_delivery
+from stream_agents.callbacks.payload import TERMINAL_EVENTS, new_delivery
 from stream_agents.callbacks.settings import CallbackSettings
 from stream_agents.failures import ConsumerHaltedError
 from stream_agents.process import make_consumer, running

@@ -7,11 +7,9 @@ delivery id and the same bytes, however often Kafka redelivers it.
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
 from typing import Any, Final
 
-from schemas.callbacks import DELIVERY_NAMESPACE, delivery_id, iso_ms, iso_time
+from schemas.callbacks import DELIVERY_NAMESPACE, NewDelivery, delivery_id, iso_ms, iso_time
 from schemas.envelope import Envelope
 from schemas.orders import (
     OrderApproved,
@@ -56,18 +54,6 @@ def order_fields(order: OrderSnapshot) -> dict[str, Any]:
         "updated_at": iso_ms(order.updated_at_ms),
         "version": order.version,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    """A delivery row to insert: identity, routing facts and the exact body."""
-
-    delivery_id: uuid.UUID
-    order_uid: uuid.UUID
-    event_type: str
-    order_version: int
-    partner_id: str
-    body: str
 
 
 def new_delivery(env: Envelope, event: TerminalEvent) -> NewDelivery:

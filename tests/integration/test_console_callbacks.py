@@ -18,21 +18,12 @@ from db.crypto import SecretBox
 from db.repositories import callbacks as repo
 from db.repositories import partners
 from ops_console import deliveries
+from schemas.callbacks import NewDelivery
 from tests.fixtures.console import Console, sign_in
 
 pytestmark = pytest.mark.integration
 
 SHOP_URL = "https://shop.example/callback"
-
-
-@dataclass(frozen=True)
-class Facts:
-    delivery_id: uuid.UUID
-    order_uid: uuid.UUID
-    event_type: str
-    order_version: int
-    partner_id: str
-    body: str
 
 
 @dataclass(frozen=True)
@@ -44,13 +35,13 @@ class Seeded:
     orders: dict[uuid.UUID, uuid.UUID]  # delivery id -> order uid
 
 
-def facts(partner_id: str, event: str) -> Facts:
+def facts(partner_id: str, event: str) -> NewDelivery:
     delivery_id, order_uid = uuid.uuid4(), uuid.uuid4()
     body = json.dumps(
         {"delivery_id": str(delivery_id), "event": event, "order": {"uid": str(order_uid)}},
         separators=(",", ":"),
     )
-    return Facts(delivery_id, order_uid, event, 4, partner_id, body)
+    return NewDelivery(delivery_id, order_uid, event, 4, partner_id, body)
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
 """The console's bank-notification pages with ``AppTest`` against a real PostgreSQL: devices
 (secret shown once, revoked), the template editor (tried, saved, refused), the notifications
-page (filters, dismiss, attach to an expired order for disputes), device health on card
-monitoring, and a suggested match approved from the queue in one click."""
+page (filters, dismiss, attach to an expired order for disputes, attach to an open deposit
+which approves it, and the refusals), device health on card monitoring, and a suggested match
+approved from the queue in one click."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -196,10 +199,9 @@ def test_card_monitoring_shows_a_silent_device_and_its_card_out_of_rotation(
     assert list(health["health"]) == ["silent: card out of rotation"]
 
 
-async def test_the_queue_shows_a_suggested_match_and_one_click_approves(
-    console_system: tuple[System, Console],
-):
-    s, console = console_system
+@contextlib.asynccontextmanager
+async def card_projector(s: System) -> AsyncIterator[None]:
+    """The card projector, which writes the desks' decisions about notifications."""
     stop = asyncio.Event()
     projector = asyncio.create_task(
         run_card_projector(
@@ -216,8 +218,20 @@ async def test_the_queue_shows_a_suggested_match_and_one_click_approves(
         )
     )
     try:
-        from tests.integration.test_notifications import credit, deposit, note, register
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await stop_quietly(projector, "card projector")
 
+
+async def test_the_queue_shows_a_suggested_match_and_one_click_approves(
+    console_system: tuple[System, Console],
+):
+    from tests.integration.test_notifications import credit, deposit, note, register
+
+    s, console = console_system
+    async with card_projector(s):
         uid, card_id = await deposit(s, 77_700)
         phone = register(s, "phone-q", card_id)
         answer = await phone.post("/v1/devices/notifications", json=note(card_id, credit(77_700)))
@@ -237,7 +251,129 @@ async def test_the_queue_shows_a_suggested_match_and_one_click_approves(
         assert row.decided_by == "olga"
         assert answer.json()["id"] in row.decision_reason
         await phone.aclose()
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await stop_quietly(projector, "card projector")
+
+
+async def _late_credit(
+    s: System,
+    phones: dict[str, Any],
+    card_id: str,
+    amount_minor: int,
+    reason: str = "outside_window",
+) -> str:
+    """A credit the card's phone saw with its clock 10 minutes slow: before the open order of
+    its amount was created, so the desk leaves it ``unmatched`` (``reason``); its id."""
+    from tests.integration.test_notifications import credit, note, register
+
+    if card_id not in phones:
+        phones[card_id] = register(s, f"phone-{len(phones)}", card_id)
+    slow = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    answer = await phones[card_id].post(
+        "/v1/devices/notifications", json=note(card_id, credit(amount_minor), received_at=slow)
+    )
+    assert answer.status_code == 201, answer.text
+    notice = str(answer.json()["id"])
+
+    def unmatched() -> Any:
+        found = s.sql("SELECT outcome, reason FROM notifications WHERE id = :id", id=notice)
+        return found[0] if found and found[0].outcome != "received" else None
+
+    settled = await s.eventually(unmatched, "the desk's outcome for the late credit")
+    assert (settled.outcome, settled.reason) == ("unmatched", reason)
+    return notice
+
+
+async def _attach(at: AppTest, notice: str, uid: str) -> AppTest:
+    await asyncio.to_thread(at.selectbox(key="nt_pick").set_value(notice).run)
+    at.text_input(key="nt_uid").input(uid)
+    next(b for b in at.button if b.label == "Attach to this order").click()
+    return await asyncio.to_thread(at.run)
+
+
+async def test_an_unmatched_credit_attached_to_an_open_deposit_approves_it(
+    console_system: tuple[System, Console],
+):
+    """A deposit still ``new`` (the payer never pressed "I have paid") is confirmed on the
+    operator's word and approved; one ``processing`` is approved; each with one ledger credit,
+    the notification attached, and the operator in the audit log. Refused, changing nothing:
+    the same notification attached again (from a second operator's page open on it) and a
+    credit attached to a withdrawal."""
+    from tests.integration.test_notifications import deposit
+
+    s, console = console_system
+    phones: dict[str, Any] = {}
+    async with card_projector(s):
+        fresh, fresh_card = await deposit(s, 61_100)
+        paid, paid_card = await deposit(s, 62_200)
+        confirmed = await s.api.post(f"/v1/pay/{paid}/confirm", json={})
+        assert confirmed.status_code == 200, confirmed.text
+        await s.row(paid, "processing")
+        fresh_notice = await _late_credit(s, phones, fresh_card, 61_100)
+        paid_notice = await _late_credit(s, phones, paid_card, 62_200)
+
+        olga = await asyncio.to_thread(page, console, "olga", "notifications")
+        ivan = await asyncio.to_thread(page, console, "ivan", "notifications")
+        await asyncio.to_thread(ivan.selectbox(key="nt_pick").set_value(fresh_notice).run)
+
+        olga = await _attach(olga, fresh_notice, fresh)
+        assert not olga.exception, olga.exception
+        assert f"Order {fresh} approved." in texts(olga), texts(olga)
+        olga = await _attach(olga, paid_notice, paid)
+        assert f"Order {paid} approved." in texts(olga), texts(olga)
+
+        for uid, notice in ((fresh, fresh_notice), (paid, paid_notice)):
+            row = await s.row(uid, "approved")
+            assert (row.decided_by, row.decision_reason) == ("olga", f"bank notification {notice}")
+            [(outcome, matched, resolved_by)] = s.sql(
+                "SELECT outcome, matched_uid::text, resolved_by FROM notifications WHERE id = :n",
+                n=notice,
+            )
+            assert (outcome, matched, resolved_by) == ("attached", uid, "olga")
+        credits = "SELECT COUNT(*) FROM ledger_postings WHERE order_uid = :u AND kind = " + (
+            "'deposit_credit' AND account LIKE 'partner:%'"
+        )
+        for uid in (fresh, paid):
+            await s.eventually(lambda u=uid: s.sql(credits, u=u)[0][0] == 1, "the ledger credit")
+        audited = {
+            (a.action, a.entity_id)
+            for a in s.sql("SELECT action, entity_id FROM audit_log WHERE actor = 'olga'")
+        }
+        assert {
+            ("notification.attach", fresh_notice),
+            ("order.confirm_payment", fresh),
+            ("order.decide", fresh),
+            ("notification.attach", paid_notice),
+            ("order.decide", paid),
+        } <= audited
+        assert ("order.confirm_payment", paid) not in audited  # the payer had confirmed it
+
+        # the second operator still has the first notification picked: refused, with why
+        before = s.sql("SELECT COUNT(*) FROM audit_log")[0][0]
+        ivan = await _attach(ivan, fresh_notice, fresh)
+        assert not ivan.exception, ivan.exception
+        assert f"Refused: notification {fresh_notice} is attached, not unmatched" in texts(ivan)
+
+        # a credit attached to a withdrawal: refused, with why
+        withdrawal = await s.partner.post(
+            "/v1/orders",
+            json={
+                "direction": "withdrawal",
+                "amount_minor": 10_000,
+                "currency": "RUB",
+                "partner_order_id": f"po-{uuid.uuid4().hex[:10]}",
+            },
+        )
+        assert withdrawal.status_code == 201, withdrawal.text
+        out = str(withdrawal.json()["uid"])
+        await s.row(out, "new")
+        stray = await _late_credit(s, phones, fresh_card, 10_000, "no_open_order")
+        await asyncio.to_thread(ivan.run)  # the page again: the new notification listed
+        ivan = await _attach(ivan, stray, out)
+        assert f"Refused: order {out} is a withdrawal: a bank credit pays a deposit" in texts(ivan)
+
+        assert s.sql("SELECT COUNT(*) FROM audit_log")[0][0] == before
+        [(outcome,)] = s.sql("SELECT outcome FROM notifications WHERE id = :n", n=stray)
+        assert outcome == "unmatched"
+        assert s.sql("SELECT status FROM orders WHERE uid = :u", u=out)[0][0] == "new"
+        assert s.sql(credits, u=fresh)[0][0] == 1
+        for phone in phones.values():
+            await phone.aclose()
