@@ -1,0 +1,111 @@
+"""Static group membership's guard (ADR 0012): a worker whose group instance id another
+process took stops at once, as if killed -9, instead of joining again and taking it back.
+
+With ``group.instance.id`` the broker hands a member's partitions to whoever joins next with
+the same id, without a rebalance: that is what lets a replacement serve at once. The member
+it replaced is told only indirectly: its next heartbeat or commit is refused with "unknown
+member id" (aiokafka speaks the protocol versions without the instance id), and aiokafka's
+answer to that is to join again, which would take the id back and start a tug of war in
+which both processes process the same partitions in turn.
+
+The rule: the broker drops a static member only when its session lapses (no heartbeat it
+accepted for a session timeout), when a rebalance goes on without it for the rebalance
+timeout, or when another process joins with its id. So a static member that loses its
+member id within one session timeout of a heartbeat the coordinator accepted was replaced
+(or, rarely, left behind by a rebalance: a restart costs nothing there). The worker then
+leaves with :data:`FENCED_EXIT` without flushing or committing anything: what it did after
+its last commit is redone by the member that holds the id, exactly as after a kill -9, which
+every handler tolerates (at-least-once, ADR 0005). Its supervisor restarts it.
+
+The same goes for aiokafka's coordinator task dying of an unexpected error (Faust's assignor
+asserts that an assignment names this worker's own URL, which a replacement with another web
+host or port fails): the process would otherwise stay up holding no partitions, forever.
+
+aiokafka has no hook for either, so :func:`install` wraps three methods of its
+``GroupCoordinator`` class, once per process; the wrappers act only for a coordinator with a
+group instance id and are otherwise transparent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
+
+log = logging.getLogger(__name__)
+
+#: The exit status of a worker that stopped because another process took its group instance id
+#: (or its group coordination failed). ``EX_TEMPFAIL``: the supervisor starts it again.
+FENCED_EXIT = 75
+
+_INSTALLED = "_keeper_membership_guard"
+_ACCEPTED = "_keeper_heartbeat_accepted_at"
+
+
+def replaced(heartbeat_accepted_at: float | None, now: float, session_timeout_s: float) -> bool:
+    """Whether a static member that just lost its member id was replaced by another process:
+    the coordinator accepted one of its heartbeats (sent at ``heartbeat_accepted_at``) less
+    than a session timeout ago, so its session cannot have lapsed."""
+    return heartbeat_accepted_at is not None and now - heartbeat_accepted_at < session_timeout_s
+
+
+def _stop(reason: str, coordinator: Any) -> None:
+    log.error(
+        "membership: %s; stopping now (exit %d) without committing: the member that holds "
+        "group instance id %r redoes what followed the last commit",
+        reason,
+        FENCED_EXIT,
+        coordinator._group_instance_id,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(FENCED_EXIT)
+
+
+def install() -> None:
+    """Guard every static member of this process (idempotent)."""
+    if getattr(GroupCoordinator, _INSTALLED, False):
+        return
+    send_req: Callable[[Any, Any], Awaitable[Any]] = GroupCoordinator._send_req
+    reset_generation: Callable[[Any], None] = GroupCoordinator.reset_generation
+    coordination: Callable[[Any], Awaitable[None]] = GroupCoordinator._coordination_routine
+
+    async def _send_req(self: Any, request: Any) -> Any:
+        sent = time.monotonic()
+        response = await send_req(self, request)
+        if isinstance(request, HeartbeatRequest) and response.error_code == 0:
+            setattr(self, _ACCEPTED, sent)
+        return response
+
+    def _reset_generation(self: Any) -> None:
+        if (
+            self._group_instance_id is not None
+            and self.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID
+            and not self._closing.done()
+            and replaced(
+                getattr(self, _ACCEPTED, None), time.monotonic(), self._session_timeout_ms / 1000
+            )
+        ):
+            _stop(f"member {self.member_id} was replaced in group {self.group_id!r}", self)
+        reset_generation(self)
+
+    async def _coordination_routine(self: Any) -> None:
+        try:
+            await coordination(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._group_instance_id is not None and not self._closing.done():
+                _stop(f"group coordination failed ({exc!r})", self)
+            raise
+
+    GroupCoordinator._send_req = _send_req
+    GroupCoordinator.reset_generation = _reset_generation
+    GroupCoordinator._coordination_routine = _coordination_routine
+    setattr(GroupCoordinator, _INSTALLED, True)
