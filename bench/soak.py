@@ -103,13 +103,13 @@ class Worker:
     def restore_s(self) -> float | None:
         """Faust's last recovery in the log: from reading the changelogs to "Worker ready"."""
         text = self.log_path.read_bytes()[-400_000:].decode(errors="replace")
-        stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
+        stamp = r'"ts": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z"'  # JSON lines (ADR 0009)
         starts = re.findall(stamp + r".*Restoring state from changelog topics", text)
         readies = re.findall(stamp + r".*Worker ready", text)
         if not starts or not readies:
             return None
         start, ready = (
-            datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in (starts[-1], readies[-1])
+            datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%f") for t in (starts[-1], readies[-1])
         )
         return round((ready - start).total_seconds(), 2)
 

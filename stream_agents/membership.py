@@ -8,11 +8,12 @@ member id" (aiokafka speaks the protocol versions without the instance id), and 
 answer to that is to join again, which would take the id back and start a tug of war in
 which both processes process the same partitions in turn.
 
-The rule: the broker drops a static member only when its session lapses (no heartbeat it
-accepted for a session timeout), when a rebalance goes on without it for the rebalance
-timeout, or when another process joins with its id. So a static member that loses its
-member id within one session timeout of a heartbeat the coordinator accepted was replaced
-(or, rarely, left behind by a rebalance: a restart costs nothing there). The worker then
+The rule: the broker forgets a static member's id only when its session lapses (no heartbeat
+it accepted for a session timeout), when a rebalance goes on without it for the rebalance
+timeout (60 s, its heartbeats meanwhile answered "rebalance in progress", not accepted), when
+an administrator removes it, or when another process joins with its id. So a static member
+told "unknown member id" within one session timeout of a heartbeat the coordinator accepted
+was replaced (or removed by hand, where a restart costs nothing). The worker then
 leaves with :data:`FENCED_EXIT` without flushing or committing anything: what it did after
 its last commit is redone by the member that holds the id, exactly as after a kill -9, which
 every handler tolerates (at-least-once, ADR 0005). Its supervisor restarts it.
@@ -35,8 +36,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka import errors
 from aiokafka.consumer.group_coordinator import GroupCoordinator
-from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest
+from aiokafka.protocol.commit import OffsetCommitRequest
+from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest, SyncGroupRequest
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,16 @@ FENCED_EXIT = 75
 
 _INSTALLED = "_keeper_membership_guard"
 _ACCEPTED = "_keeper_heartbeat_accepted_at"
+_UNKNOWN = "_keeper_told_unknown_member"
+
+
+def unknown_member(response: Any) -> bool:
+    """Whether a heartbeat, sync or commit answer says the member id is unknown."""
+    code = errors.UnknownMemberIdError.errno
+    if getattr(response, "error_code", None) == code:
+        return True
+    topics = getattr(response, "topics", None) or ()
+    return any(partition[-1] == code for _topic, partitions in topics for partition in partitions)
 
 
 def replaced(heartbeat_accepted_at: float | None, now: float, session_timeout_s: float) -> bool:
@@ -81,12 +94,15 @@ def install() -> None:
         response = await send_req(self, request)
         if isinstance(request, HeartbeatRequest) and response.error_code == 0:
             setattr(self, _ACCEPTED, sent)
+        if isinstance(request, HeartbeatRequest | SyncGroupRequest | OffsetCommitRequest):
+            setattr(self, _UNKNOWN, unknown_member(response))
         return response
 
     def _reset_generation(self: Any) -> None:
         if (
             self._group_instance_id is not None
             and self.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID
+            and getattr(self, _UNKNOWN, False)
             and not self._closing.done()
             and replaced(
                 getattr(self, _ACCEPTED, None), time.monotonic(), self._session_timeout_ms / 1000

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.protocol.commit import OffsetCommitResponse_v2
+from aiokafka.protocol.group import HeartbeatResponse_v1, SyncGroupResponse_v0
 from pydantic import ValidationError
 
 from stream_agents import membership
@@ -66,3 +68,19 @@ def test_the_guard_installs_once():
     wrapped = GroupCoordinator.reset_generation
     membership.install()
     assert GroupCoordinator.reset_generation is wrapped
+
+
+@pytest.mark.parametrize(
+    ("response", "unknown"),
+    [
+        (HeartbeatResponse_v1(0, 25), True),
+        (HeartbeatResponse_v1(0, 0), False),
+        (HeartbeatResponse_v1(0, 27), False),  # rebalance in progress: still a member
+        (HeartbeatResponse_v1(0, 22), False),  # illegal generation: still a member
+        (SyncGroupResponse_v0(25, b""), True),
+        (OffsetCommitResponse_v2([("t", [(0, 0), (1, 25)])]), True),
+        (OffsetCommitResponse_v2([("t", [(0, 0), (1, 0)])]), False),
+    ],
+)
+def test_only_an_unknown_member_answer_counts_as_losing_the_id(response: object, unknown: bool):
+    assert membership.unknown_member(response) is unknown
