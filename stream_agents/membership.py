@@ -20,7 +20,8 @@ every handler tolerates (at-least-once, ADR 0005). Its supervisor restarts it.
 
 The same goes for aiokafka's coordinator task dying of an unexpected error (Faust's assignor
 asserts that an assignment names this worker's own URL, which a replacement with another web
-host or port fails): the process would otherwise stay up holding no partitions, forever.
+host or port fails): the process would otherwise stay up holding no partitions, forever. That
+one first leaves the group, so that its restart joins afresh and gets an assignment of its own.
 
 aiokafka has no hook for either, so :func:`install` wraps three methods of its
 ``GroupCoordinator`` class, once per process; the wrappers act only for a coordinator with a
@@ -30,6 +31,7 @@ group instance id and are otherwise transparent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -39,7 +41,12 @@ from typing import Any
 from aiokafka import errors
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.protocol.commit import OffsetCommitRequest
-from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest, SyncGroupRequest
+from aiokafka.protocol.group import (
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    SyncGroupRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +125,13 @@ def install() -> None:
             raise
         except Exception as exc:
             if self._group_instance_id is not None and not self._closing.done():
+                # Leave, unlike a static member's usual exit: the member this process just
+                # became holds an assignment it cannot take (another URL, say); left in the
+                # group, every restart would replace it, fail again and renew its session.
+                if self.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID:
+                    leave = LeaveGroupRequest(self.group_id, self.member_id)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(send_req(self, leave), 2.0)
                 _stop(f"group coordination failed ({exc!r})", self)
             raise
 
