@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: help setup kafka-up kafka-down cluster-up cluster-down db-up db-down migrate topics up down status seed run \
-        test test-unit test-integration test-e2e faults dead-letters reconcile soak soak-quick bench bench-quick bench-payform bench-notifications screens-payform check fmt clean \
+        test test-unit test-integration test-e2e faults dead-letters reconcile soak soak-quick soak-failover bench bench-quick bench-payform bench-notifications screens-payform check fmt clean \
         observe observe-down
 
 help: ## List the targets
@@ -95,10 +95,13 @@ bench-quick: $(STAMP) ## The same, one short search (under 3 minutes; a smoke te
 	$(PY) -m bench.pipeline --quick
 
 soak: $(STAMP) ## Bounded state: 1M completed lives straight into order-commands; RSS, table entries, changelog bytes, serve-again time at 100k/500k/1M (hours; not CI) → bench/results/soak.json
-	$(PY) -m bench.soak --checkpoints 100000,500000,1000000
+	$(PY) -m bench.soak --static --checkpoints 100000,500000,1000000
 
 soak-quick: $(STAMP) ## The same at 5k/15k/30k lives (about 25 minutes on a busy 2-core box)
-	$(PY) -m bench.soak --checkpoints 5000,15000,30000
+	$(PY) -m bench.soak --static --checkpoints 5000,15000,30000
+
+soak-failover: $(STAMP) ## Serve-again after SIGKILL: 5 kills with an immediate replacement, 2 without, static membership (ADR 0012; about 5 minutes) → bench/results/soak-failover.json
+	$(PY) -m bench.soak --static --checkpoints 1000 --retention-s 20 --kills 5 --leave-kills 2 --out bench/results/soak-failover.json
 
 bench-payform: $(STAMP) ## Payment form: decision → payer's screen latency (p50/p99) into docs/benchmarks.md
 	$(PY) bench/payform_latency.py --runs 100

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,14 +69,14 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream_agents", "worker", "-l", "info"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stream_agents", "worker", "-l", "info"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self) -> None:
         assert self.process is not None
@@ -102,15 +103,19 @@ class Worker:
     def restore_s(self) -> float | None:
         """Faust's last recovery in the log: from reading the changelogs to "Worker ready"."""
         text = self.log_path.read_bytes()[-400_000:].decode(errors="replace")
-        stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
+        stamp = r'"ts": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z"'  # JSON lines (ADR 0009)
         starts = re.findall(stamp + r".*Restoring state from changelog topics", text)
         readies = re.findall(stamp + r".*Worker ready", text)
         if not starts or not readies:
             return None
         start, ready = (
-            datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in (starts[-1], readies[-1])
+            datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%f") for t in (starts[-1], readies[-1])
         )
         return round((ready - start).total_seconds(), 2)
+
+    def readies(self) -> int:
+        """How many times the worker's log said "Worker ready" (one per start)."""
+        return self.log_path.read_bytes().count(b"Worker ready") if self.log_path.exists() else 0
 
     def table_entries(self) -> int | None:
         """The last table size the worker logged (one line per retention sweep)."""
@@ -161,6 +166,9 @@ class Soak:
             "SESSION_TIMEOUT_S": str(self.args.session_timeout_s),
             "HEARTBEAT_INTERVAL_S": "1",
             "METADATA_MAX_AGE_MS": "5000",
+            # static membership (ADR 0012): one id per worker slot, the same for its
+            # replacement
+            "GROUP_INSTANCE_ID": f"{self.app_id}-w{index}" if self.args.static else "",
         }
         prefixed = {f"KEEPER_AGENTS_{key}": value for key, value in agents.items()}
         plain = {"KAFKA_BOOTSTRAP_SERVERS": self.args.bootstrap, "PYTHONUNBUFFERED": "1"}
@@ -263,13 +271,18 @@ class Soak:
                 raise SystemExit(f"soak: {missing} lives never completed")
             await self.follow(consumer)
 
-    async def serve_time(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> float:
-        """SIGKILL the last worker, start its replacement at once, and time until a probe
+    async def serve_time(
+        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, *, replace: bool = True
+    ) -> float:
+        """SIGKILL the last worker, start its replacement at once (``replace``; else only
+        once the probes are served: a worker that never comes back), and time until a probe
         life sent to every desk right after the kill is served (its ``order.created``)."""
         victim = self.workers[-1]
+        readies = victim.readies()
         killed = time.monotonic()
         victim.kill()
-        victim.start()
+        if replace:
+            victim.start()
         uids = [await self.send_life(producer, self.sent + i) for i in range(len(self.pools))]
         self.sent += len(uids)
         self.probes = dict.fromkeys(uids, 0.0)
@@ -285,7 +298,37 @@ class Soak:
         worst = max(self.probes.values())
         self.probes.clear()
         self.created.clear()
+        if not replace:
+            victim.start()
+        # the next kill finds the group settled: the replacement ready, its standbys read
+        while victim.readies() == readies and time.monotonic() < deadline:
+            await self.follow(consumer, 500)
+        settled = time.monotonic() + self.args.settle_s
+        while time.monotonic() < settled:
+            await self.follow(consumer, 500)
         return round(worst, 2)
+
+    async def serve_times(
+        self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
+    ) -> dict[str, Any]:
+        """``--kills`` kills with a replacement at once, then ``--leave-kills`` without."""
+        point: dict[str, Any] = {}
+        for key, count, replace in (
+            ("serve_again", self.args.kills, True),
+            ("serve_again_unreplaced", self.args.leave_kills, False),
+        ):
+            times = [
+                await self.serve_time(producer, consumer, replace=replace) for _ in range(count)
+            ]
+            if times:
+                point[f"{key}_s"] = max(times)
+                point[f"{key}_each_s"] = times
+                point[f"{key}_min_median_max_s"] = [
+                    min(times),
+                    statistics.median(times),
+                    max(times),
+                ]
+        return point
 
     def changelog_bytes(self) -> int | None:
         """The desk changelog's segment files on the broker's disk (``--log-dir``)."""
@@ -314,7 +357,7 @@ class Soak:
             await self.follow(consumer, 500)
         live["changelog_bytes"] = self.changelog_bytes()
         live["idle_table_entries"] = [wk.table_entries() for wk in self.workers]
-        live["serve_again_s"] = await self.serve_time(producer, consumer)
+        live |= await self.serve_times(producer, consumer)
         live["restore_s"] = self.workers[-1].restore_s()
         return live
 
@@ -411,6 +454,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segment-s", type=int, default=10)
     parser.add_argument("--session-timeout-s", type=float, default=10.0)
     parser.add_argument("--store", default="memory://")
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="static group membership: each worker slot keeps its group instance id",
+    )
+    parser.add_argument("--kills", type=int, default=1, help="SIGKILLs per checkpoint")
+    parser.add_argument(
+        "--leave-kills",
+        type=int,
+        default=0,
+        help="SIGKILLs per checkpoint whose worker comes back only after the probes are served",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=5.0,
+        help="after a replacement is ready, before the next kill",
+    )
     parser.add_argument("--standby", type=int, default=1, help="table standby replicas")
     parser.add_argument(
         "--log-dir",

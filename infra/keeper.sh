@@ -29,12 +29,20 @@ export KEEPER_AGENTS_DATADIR="${KEEPER_AGENTS_DATADIR:-$STATE/agents}"
 export KEEPER_PUBLIC_BASE_URL="${KEEPER_PUBLIC_BASE_URL:-http://127.0.0.1:$API_PORT}"
 export RUN LOGS # for infra/supervise.sh
 
+# Static group membership (ADR 0012): each agent worker slot keeps one group instance id,
+# <host>-<slot>, so the worker its supervisor starts after a crash takes the slot's partitions
+# at once instead of after the session timeout. One id per slot and host: a second process of
+# the same slot cannot bind the slot's web port. KEEPER_AGENTS_STATIC_MEMBERSHIP=false: dynamic.
+instance_id() {
+  if [ "${KEEPER_AGENTS_STATIC_MEMBERSHIP:-true}" = true ]; then echo "$(hostname)-$1"; fi
+}
+
 # name|command|health: "http://..." (answers 2xx), "log:<regex>" (a line this start wrote to
 # the component's log matches), or "-" (none). Started in this order, stopped in reverse.
-COMPONENTS=("agents|$PY -m stream_agents worker -l info|log:Worker.*Ready")
+COMPONENTS=("agents|env KEEPER_AGENTS_GROUP_INSTANCE_ID=$(instance_id agents) $PY -m stream_agents worker -l info|log:Worker.*Ready")
 # KEEPER_AGENT_WORKERS > 1: more workers of the same app, sharing the partitions between them.
 for ((i = 2; i <= ${KEEPER_AGENT_WORKERS:-1}; i++)); do
-  COMPONENTS+=("agents-$i|env KEEPER_AGENTS_WEB_PORT=$((AGENTS_PORT + i - 1)) KEEPER_AGENTS_DATADIR=$KEEPER_AGENTS_DATADIR-$i $PY -m stream_agents worker -l info|log:Worker.*Ready")
+  COMPONENTS+=("agents-$i|env KEEPER_AGENTS_WEB_PORT=$((AGENTS_PORT + i - 1)) KEEPER_AGENTS_DATADIR=$KEEPER_AGENTS_DATADIR-$i KEEPER_AGENTS_GROUP_INSTANCE_ID=$(instance_id agents-$i) $PY -m stream_agents worker -l info|log:Worker.*Ready")
 done
 COMPONENTS+=(
   "projector|$PY -m stream_agents.projector|log:projector .* -> "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import faust
 
 from schemas.topology import ensure_topics
+from stream_agents import membership
 from stream_agents.bus import Bus
 from stream_agents.desk import agent as desk
 from stream_agents.desk import metrics
@@ -26,6 +27,8 @@ from telemetry.exposition import MetricsSettings
 def create_app(settings: AgentSettings | None = None) -> faust.App:
     """The agents' app for ``settings`` (from the environment if not given)."""
     settings = settings or AgentSettings()
+    if settings.group_instance_id:
+        membership.install()  # a replaced worker stops instead of taking its id back
     app = faust.App(
         settings.app_id,
         broker=settings.brokers(),
@@ -39,6 +42,7 @@ def create_app(settings: AgentSettings | None = None) -> faust.App:
         consumer_metadata_max_age_ms=settings.metadata_max_age_ms,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        consumer_group_instance_id=settings.group_instance_id or None,
         producer_linger=settings.producer_linger_ms / 1000,
         key_serializer="raw",
         value_serializer="raw",

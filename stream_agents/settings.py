@@ -62,6 +62,12 @@ class AgentSettings(BaseSettings):
     #: partitions to the others; Faust's default of 60 s stalls those partitions that long.
     session_timeout_s: float = Field(10.0, ge=6.0, le=300.0)
     heartbeat_interval_s: float = Field(2.0, gt=0)
+    #: Static group membership (Kafka's ``group.instance.id``, ADR 0012): a stable id per
+    #: worker slot, unique within the app id. A replacement started with the same id takes
+    #: the old member's partitions at once instead of after the session timeout; a worker
+    #: that never comes back still loses them after the session timeout. Empty: dynamic
+    #: membership. ``infra/keeper.sh`` gives each slot ``<host>-agents[-N]``.
+    group_instance_id: str = Field("", max_length=200, pattern=r"^[A-Za-z0-9._-]*$")
 
     # --- card monitoring (docs/card-monitoring.md) ---
     #: Time zone of the "day" and "month" (and wall-clock "hour") turnover windows.
