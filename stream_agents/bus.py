@@ -27,12 +27,13 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import PartitionsMismatch
 from faust.streams import current_event
-from faust.types import RecordMetadata
+from faust.types import FutureMessage, RecordMetadata
 
 from schemas.envelope import Envelope, Message
 from schemas.registry import SchemaError, decode
 from schemas.topics import ALL_TOPICS, DEAD_LETTERS
 from stream_agents import letter_headers
+from stream_agents.confirmed import confirm
 from stream_agents.settings import AgentSettings
 from stream_agents.wire import Out
 
@@ -163,28 +164,43 @@ class Bus:
         accepts: tuple[type[Message], ...],
         handler: Handler,
         on_tombstone: Callable[[bytes | None], None] | None = None,
+        written: Callable[[], list[FutureMessage]] | None = None,
     ) -> None:
         """Decode each message of ``stream``, run ``handler`` on it and send its outputs.
 
         A message without a value is a tombstone (a deletion on a compacted topic): it goes
         to ``on_tombstone`` with its key, or to the dead letters if the topic has none.
+        ``written`` hands out the table writes a message made (a confirming table's,
+        :mod:`stream_agents.confirmed`): the message is acknowledged once the broker has them.
         """
         async for event in stream.events():
             raw = event.value
             if raw is None and on_tombstone is not None:
                 on_tombstone(event.key)
-                continue
-            accepted = await self.accept(source, raw, accepts)
-            if accepted is None:
-                continue
-            env, message = accepted
-            try:
-                outputs = await run_handler(handler, env, message, self.retry)
-            except Exception as exc:  # a bug or corrupt state: park the message, keep going
-                log.exception("%s: handler failed on %s %s", source, env.type, env.message_id)
-                await self.dead_letter(source, raw, f"handler failed: {type(exc).__name__}")
-                continue
-            await self.send(outputs)
+            else:
+                await self._handle(source, raw, accepts, handler)
+            if written is not None:
+                await confirm(written())
+
+    async def _handle(
+        self,
+        source: str,
+        raw: bytes | None,
+        accepts: tuple[type[Message], ...],
+        handler: Handler,
+    ) -> None:
+        """Decode ``raw``, run ``handler`` on it and send its outputs (or park it)."""
+        accepted = await self.accept(source, raw, accepts)
+        if accepted is None:
+            return
+        env, message = accepted
+        try:
+            outputs = await run_handler(handler, env, message, self.retry)
+        except Exception as exc:  # a bug or corrupt state: park the message, keep going
+            log.exception("%s: handler failed on %s %s", source, env.type, env.message_id)
+            await self.dead_letter(source, raw, f"handler failed: {type(exc).__name__}")
+            return
+        await confirm(await self.send(outputs))
 
     async def accept(
         self, source: str, raw: bytes | None, accepts: tuple[type[Message], ...]

@@ -27,22 +27,30 @@ import faust
 from faust.types import FutureMessage, RecordMetadata
 
 
-class ConfirmedTable(faust.Table):  # type: ignore[type-arg]
-    """A Faust table that remembers its changelog writes until :meth:`written` awaits them."""
+class _Confirming:
+    """Remembers a Faust table's changelog writes until :meth:`written` hands them out."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._unconfirmed: list[FutureMessage] = []
+    _unconfirmed: list[FutureMessage]
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
-        future = super().send_changelog(*args, **kwargs)
-        self._unconfirmed.append(future)
+        future: FutureMessage = super().send_changelog(*args, **kwargs)  # type: ignore[misc]
+        self.__dict__.setdefault("_unconfirmed", []).append(future)
         return future
 
     def written(self) -> list[FutureMessage]:
         """The changelog writes made since the last call, to be awaited."""
-        written, self._unconfirmed = self._unconfirmed, []
+        written: list[FutureMessage] = self.__dict__.get("_unconfirmed", [])
+        self._unconfirmed = []
         return written
+
+
+class ConfirmedTable(_Confirming, faust.Table):  # type: ignore[type-arg]
+    """The desk's table (:mod:`stream_agents.desk.agent`)."""
+
+
+class ConfirmedGlobalTable(_Confirming, faust.GlobalTable):
+    """The cards' global table, fed by ``config-cards``: a card's blocking or limit change
+    whose changelog write a crash lost would otherwise be forgotten at the next restart."""
 
 
 async def confirm(writes: Iterable[Awaitable[RecordMetadata]]) -> None:

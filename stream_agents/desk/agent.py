@@ -52,7 +52,7 @@ from schemas.envelope import Message
 from schemas.topics import CONFIG_CARDS, ORDER_COMMANDS
 from schemas.translation import epoch_ms
 from stream_agents.bus import Bus, retry_transient
-from stream_agents.confirmed import ConfirmedTable, confirm
+from stream_agents.confirmed import ConfirmedGlobalTable, ConfirmedTable, confirm
 from stream_agents.desk import metrics
 from stream_agents.desk.orders import Deadline, deadline_of, due_expiries
 from stream_agents.desk.outputs import OrderEntry
@@ -177,7 +177,15 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     and the expiry timer."""
     # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
     # global tables with several workers (see faust.tables.globaltable).
-    cards = app.GlobalTable("cards", key_type=str, partitions=1, recovery_buffer_size=1)
+    cards = ConfirmedGlobalTable(
+        app,
+        name="cards",
+        key_type=str,
+        partitions=1,
+        recovery_buffer_size=1,
+        beacon=app.tables.beacon,
+    )
+    app.tables.add(cards)
     table = ConfirmedTable(
         app,
         name=DESK_TABLE,
@@ -206,7 +214,9 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     @app.agent(bus.topic(CONFIG_CARDS.name), name="card-config")
     async def card_config(stream: faust.StreamT[bytes]) -> None:
         accepts = (wc.CardConfigured,)
-        await bus.consume(stream, CONFIG_CARDS.name, accepts, on_config, on_tombstone)
+        await bus.consume(
+            stream, CONFIG_CARDS.name, accepts, on_config, on_tombstone, written=cards.written
+        )
 
     async def step(event: EventT[bytes], batch: Overlay, touched: set[str]) -> list[Out]:
         """One command of the batch; its writes join ``batch`` only if it went through."""

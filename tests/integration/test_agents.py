@@ -533,6 +533,59 @@ async def test_a_new_instance_restores_the_tables_and_carries_on(
         assert posted.balance_version == 2
 
 
+#: Faust commits every 2.8 s: the held writes of one step must take longer than that.
+HOLD_S = 1.5
+
+
+def hold_changelogs(
+    monkeypatch: pytest.MonkeyPatch, *changelogs: str, hold_s: float = HOLD_S
+) -> None:
+    """Each write to ``changelogs`` waits ``hold_s`` on its way from Faust's producer buffer
+    to the Kafka client, as under a loaded machine or a slow broker."""
+    publish = faust.topics.Topic.publish_message
+
+    async def held(self: faust.topics.Topic, fut: Any, wait: bool = False) -> Any:
+        if self.get_topic_name() in changelogs:
+            await asyncio.sleep(hold_s)
+        return await publish(self, fut, wait=wait)
+
+    monkeypatch.setattr(faust.topics.Topic, "publish_message", held)
+
+
+async def commits_before_write(
+    bootstrap: str, group: str, sent: Any, changelog: str, key: str, partitions: int
+) -> list[int]:
+    """Follow ``group``'s committed offset of the record ``sent`` and ``changelog`` until the
+    record is committed and ``key`` written; the offsets committed while ``key`` was not
+    yet in the changelog (a SIGKILL then would lose the write for good)."""
+    source = TopicPartition(sent.topic, sent.partition)
+    wanted = json.dumps(key).encode()  # Faust's JSON keys
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    tail = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await tail.start()
+    try:
+        parts = [TopicPartition(changelog, p) for p in range(partitions)]
+        tail.assign(parts)
+        await tail.seek_to_beginning(*parts)
+        written: set[bytes] = set()
+        early = []
+        deadline = time.monotonic() + 30  # a few held writes, then a commit
+        while True:
+            done = (await admin.list_consumer_group_offsets(group)).get(source)
+            committed = done is not None and done.offset > sent.offset
+            for records in (await tail.getmany(timeout_ms=100)).values():
+                written |= {record.key for record in records if record.key is not None}
+            if committed and wanted not in written:
+                early.append(done.offset)
+            if committed and wanted in written:
+                return early
+            assert time.monotonic() < deadline, "the record was never committed"
+    finally:
+        await tail.stop()
+        await admin.close()
+
+
 async def test_a_command_is_committed_only_after_the_changelog_has_its_writes(
     settings: AgentSettings,
     pipeline: Pipeline,
@@ -544,48 +597,37 @@ async def test_a_command_is_committed_only_after_the_changelog_has_its_writes(
     buffer (ADR 0005, addendum): here each write to the desk's changelog is held for a while
     on its way to the broker, and the command's offset must not be committed meanwhile, or a
     SIGKILL would lose the writes and never deliver the command again."""
-    hold_s = 1.5
     await configure(pipeline, agents, card("pool-1"))
     changelog = f"{settings.app_id}-{DESK_TABLE}-changelog"
-    publish = faust.topics.Topic.publish_message
-
-    async def held(self: faust.topics.Topic, fut: Any, wait: bool = False) -> Any:
-        if self.get_topic_name() == changelog:
-            await asyncio.sleep(hold_s)
-        return await publish(self, fut, wait=wait)
-
-    monkeypatch.setattr(faust.topics.Topic, "publish_message", held)
-
+    hold_changelogs(monkeypatch, changelog)
     order = open_order()
-    raw = encode(order)
     sent = await pipeline.producer.send_and_wait(
-        pipeline.prefix + ORDER_COMMANDS.name, raw, key=order.message_key().encode()
+        pipeline.prefix + ORDER_COMMANDS.name, encode(order), key=order.message_key().encode()
     )
-    source = TopicPartition(sent.topic, sent.partition)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    tail = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await tail.start()
-    try:
-        parts = [TopicPartition(changelog, p) for p in range(ORDER_COMMANDS.partitions)]
-        tail.assign(parts)
-        await tail.seek_to_beginning(*parts)
-        wanted = json.dumps(order_key(str(order.uid))).encode()  # Faust's JSON keys
-        written: set[bytes] = set()
-        committed_before_written = []
-        deadline = time.monotonic() + 6 * hold_s + 10  # three held writes, then a commit
-        while True:
-            offsets = await admin.list_consumer_group_offsets(settings.app_id)
-            done = offsets.get(source)
-            committed = done is not None and done.offset > sent.offset
-            for records in (await tail.getmany(timeout_ms=100)).values():
-                written |= {record.key for record in records if record.key is not None}
-            if committed and wanted not in written:
-                committed_before_written.append(done.offset)
-            if committed and wanted in written:
-                break
-            assert time.monotonic() < deadline, "the command was never committed"
-    finally:
-        await tail.stop()
-        await admin.close()
-    assert committed_before_written == []
+    key = order_key(str(order.uid))
+    early = await commits_before_write(
+        kafka_bootstrap, settings.app_id, sent, changelog, key, ORDER_COMMANDS.partitions
+    )
+    assert early == []
+
+
+async def test_a_card_configuration_is_committed_only_after_the_cards_table_has_it(
+    settings: AgentSettings,
+    pipeline: Pipeline,
+    agents: faust.App,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same for the cards' global table: a card blocked by its configuration must stay
+    blocked after a crash (invariant 5), so ``config-cards`` is committed only after the
+    table's changelog has the card."""
+    changelog = f"{settings.app_id}-cards-changelog"
+    hold_changelogs(monkeypatch, changelog, hold_s=4.0)  # one write
+    blocked = card("pool-1", status=CardStatus.BLOCKED)
+    sent = await pipeline.producer.send_and_wait(
+        pipeline.prefix + CONFIG_CARDS.name, encode(blocked), key=blocked.message_key().encode()
+    )
+    early = await commits_before_write(
+        kafka_bootstrap, settings.app_id, sent, changelog, blocked.card_id, 1
+    )
+    assert early == []
