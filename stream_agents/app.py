@@ -15,7 +15,7 @@ from __future__ import annotations
 import faust
 
 from schemas.topology import ensure_topics
-from stream_agents import membership
+from stream_agents import membership, rewind
 from stream_agents.bus import Bus
 from stream_agents.desk import agent as desk
 from stream_agents.desk import metrics
@@ -27,6 +27,7 @@ from telemetry.exposition import MetricsSettings
 def create_app(settings: AgentSettings | None = None) -> faust.App:
     """The agents' app for ``settings`` (from the environment if not given)."""
     settings = settings or AgentSettings()
+    rewind.install()  # a rebalance never skips records nobody committed yet
     if settings.group_instance_id:
         membership.install()  # a replaced worker stops instead of taking its id back
     app = faust.App(
