@@ -91,6 +91,12 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def dump_stacks(self) -> None:
+        """Ask a live worker to print every thread's and task's stack into its log (mode's
+        worker does on SIGUSR1): what a stalled worker was waiting for."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGUSR1)
+
     def rss_mib(self) -> float | None:
         assert self.process is not None
         try:
@@ -290,7 +296,14 @@ class Soak:
         deadline = killed + 180
         while any(v == 0.0 for v in self.probes.values()):
             if time.monotonic() > deadline:
-                raise SystemExit("soak: a killed worker's partitions never served again")
+                for worker in self.workers:
+                    worker.dump_stacks()
+                await asyncio.sleep(2)
+                raise SystemExit(
+                    "soak: a killed worker's partitions never served again (stacks in "
+                    + ", ".join(str(w.log_path) for w in self.workers)
+                    + ")"
+                )
             await self.follow(consumer)
             for uid, seen in self.probes.items():
                 if seen == 0.0 and any(uid.encode() in v for v in self.created):
