@@ -299,6 +299,13 @@ class Soak:
                 for worker in self.workers:
                     worker.dump_stacks()
                 await asyncio.sleep(2)
+                parts = consumer.assignment()
+                ends = await consumer.end_offsets(list(parts))
+                print(
+                    "soak: read / end of order-events:",
+                    {tp.partition: (await consumer.position(tp), ends[tp]) for tp in parts},
+                    flush=True,
+                )
                 raise SystemExit(
                     "soak: a killed worker's partitions never served again (stacks in "
                     + ", ".join(str(w.log_path) for w in self.workers)
