@@ -145,7 +145,7 @@ class Soak:
     completed: int = 0
     #: Lives declined at their opening (the cards' configuration not loaded yet at start).
     declined: int = 0
-    created: set[bytes] = field(default_factory=set)
+    answers: set[bytes] = field(default_factory=set)  # order.created or .declined of probes
     probes: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -266,8 +266,10 @@ class Soak:
                     self.completed += 1
                 elif DECLINED in value:
                     self.declined += 1
+                    if self.probes:
+                        self.answers.add(value)  # a declined probe ends the wait, as a failure
                 elif CREATED in value and self.probes:
-                    self.created.add(value)
+                    self.answers.add(value)
 
     async def drain(self, consumer: AIOKafkaConsumer, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
@@ -292,7 +294,7 @@ class Soak:
         uids = [await self.send_life(producer, self.sent + i) for i in range(len(self.pools))]
         self.sent += len(uids)
         self.probes = dict.fromkeys(uids, 0.0)
-        self.created.clear()
+        self.answers.clear()
         deadline = killed + 180
         while any(v == 0.0 for v in self.probes.values()):
             if time.monotonic() > deadline:
@@ -313,11 +315,14 @@ class Soak:
                 )
             await self.follow(consumer)
             for uid, seen in self.probes.items():
-                if seen == 0.0 and any(uid.encode() in v for v in self.created):
+                answers = [v for v in self.answers if uid.encode() in v]
+                if any(DECLINED in v for v in answers):
+                    raise SystemExit(f"soak: a probe sent after the kill was declined: {answers}")
+                if seen == 0.0 and answers:
                     self.probes[uid] = time.monotonic() - killed
         worst = max(self.probes.values())
         self.probes.clear()
-        self.created.clear()
+        self.answers.clear()
         if not replace:
             victim.start()
         # the next kill finds the group settled: the replacement ready, its standbys read
