@@ -38,7 +38,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from domain.cards import CardStatus
@@ -308,6 +308,7 @@ class Soak:
                     {tp.partition: (await consumer.position(tp), ends[tp]) for tp in parts},
                     flush=True,
                 )
+                print("soak: committed / end of order-commands:", await self.commands_lag())
                 raise SystemExit(
                     "soak: a killed worker's partitions never served again (stacks in "
                     + ", ".join(str(w.log_path) for w in self.workers)
@@ -332,6 +333,26 @@ class Soak:
         while time.monotonic() < settled:
             await self.follow(consumer, 500)
         return round(worst, 2)
+
+    async def commands_lag(self) -> dict[int, tuple[int | None, int]]:
+        """The workers' group: committed offset and end of each ``order-commands`` partition
+        (a stall with both equal had its commands applied, its answers are what is missing)."""
+        topic = self.prefix + ORDER_COMMANDS.name
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.args.bootstrap)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.args.bootstrap)
+        await admin.start()
+        await reader.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.app_id)
+            parts = [TopicPartition(topic, p) for p in range(ORDER_COMMANDS.partitions)]
+            ends = await reader.end_offsets(parts)
+        finally:
+            await reader.stop()
+            await admin.close()
+        return {
+            tp.partition: (committed[tp].offset if tp in committed else None, ends[tp])
+            for tp in parts
+        }
 
     async def serve_times(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
