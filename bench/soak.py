@@ -142,9 +142,11 @@ class Soak:
     workers: list[Worker] = field(default_factory=list)
     pools: list[str] = field(default_factory=list)
     sent: int = 0
-    completed: int = 0
-    #: Lives declined at their opening (the cards' configuration not loaded yet at start).
-    declined: int = 0
+    #: The lives approved and declined, by uid (a record the desk re-publishes after a
+    #: rebalance, with the same message id, is the same life and counts once).
+    approved: set[bytes] = field(default_factory=set)
+    #: Declined at their opening: the first lives race the cards' configuration at start.
+    rejected_at_open: set[bytes] = field(default_factory=set)
     answers: set[bytes] = field(default_factory=set)  # order.created or .declined of probes
     probes: dict[str, float] = field(default_factory=dict)
 
@@ -263,9 +265,9 @@ class Soak:
             for record in records:
                 value = record.value or b""
                 if APPROVED in value:
-                    self.completed += 1
+                    self.approved.add(record.key or b"")
                 elif DECLINED in value:
-                    self.declined += 1
+                    self.rejected_at_open.add(record.key or b"")
                     if self.probes:
                         self.answers.add(value)  # a declined probe ends the wait, as a failure
                 elif CREATED in value and self.probes:
@@ -375,6 +377,14 @@ class Soak:
                     max(times),
                 ]
         return point
+
+    @property
+    def completed(self) -> int:
+        return len(self.approved)
+
+    @property
+    def declined(self) -> int:
+        return len(self.rejected_at_open)
 
     def changelog_bytes(self) -> int | None:
         """The desk changelog's segment files on the broker's disk (``--log-dir``)."""

@@ -20,12 +20,11 @@ to be restarted by its supervisor and redelivered the batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import faust
-from faust.tables.manager import TableManager
-from faust.types import TP, FutureMessage, RecordMetadata
+from faust.types import FutureMessage, RecordMetadata
 
 
 class _Confirming:
@@ -51,53 +50,7 @@ class ConfirmedTable(_Confirming, faust.Table):  # type: ignore[type-arg]
 
 class ConfirmedGlobalTable(_Confirming, faust.GlobalTable):
     """The cards' global table, fed by ``config-cards``: a card's blocking or limit change
-    whose changelog write a crash lost would otherwise be forgotten at the next restart.
-
-    It also says when this worker has read it (:meth:`caught_up`). Faust's assignor gives a
-    global table's changelog as an *active* partition to one worker only; the others read it
-    as a standby, in the background, while their streams already flow. A worker that starts
-    or replaces a killed one would then place its first orders against an empty or stale card
-    list: declining them for want of a card, or placing one on a card blocked meanwhile.
-    """
-
-    _caught_up = False
-
-    async def caught_up(self, poll_s: float = 0.02) -> None:
-        """Return once the table holds its changelog up to the end it had when this worker's
-        recovery measured it; at once after that (the worker keeps reading it)."""
-        while not self._caught_up:
-            recovery = cast(TableManager, self.app.tables).recovery
-            self._caught_up = read_to_end(
-                self.changelog_topic.get_topic_name(),
-                active=recovery.active_highwaters,
-                standby_ends=recovery.standby_highwaters,
-                standby_read=recovery.standby_offsets,
-                unapplied=len(recovery.buffers.get(self, ())),
-            )
-            if not self._caught_up:
-                await asyncio.sleep(poll_s)
-
-
-def read_to_end(
-    topic: str,
-    *,
-    active: Mapping[TP, int],
-    standby_ends: Mapping[TP, int],
-    standby_read: Mapping[TP, int],
-    unapplied: int,
-) -> bool:
-    """Whether a table has applied its changelog ``topic`` up to the ends recovery measured.
-
-    A partition recovered as active is whole before any stream flows (Faust's recovery
-    blocks on it). A standby one is whole once its read offset reaches the end measured
-    (Faust's highwater: the last offset, -1 for an empty log) and nothing read waits in the
-    recovery buffer. A topic in neither map is not assigned yet: not read.
-    """
-    actives = {tp for tp in active if tp.topic == topic}
-    ends = {tp: end for tp, end in standby_ends.items() if tp.topic == topic and tp not in actives}
-    if not actives and not ends:
-        return False
-    return unapplied == 0 and all(standby_read.get(tp, -1) >= end for tp, end in ends.items())
+    whose changelog write a crash lost would otherwise be forgotten at the next restart."""
 
 
 async def confirm(writes: Iterable[Awaitable[RecordMetadata]]) -> None:

@@ -18,6 +18,9 @@ committed only after that transaction: at-least-once delivery plus the idempoten
    database is unreachable, retry with back-off, offsets untouched;
 4. commit the batch's Kafka offsets.
 
+A deposit the batch closes unpaid (expired, rejected) with a bank notification an operator
+attached to it becomes a dispute's case in the same transaction (:func:`hand_over_attached`).
+
 A crash anywhere before step 4 redelivers the batch, which then changes nothing. Records of
 ``dead-letters`` (from every consumer and agent) become rows of ``dead_letters``
 (:mod:`db.repositories.dead_letters`), the durable list that the console, ``make reconcile``
@@ -38,8 +41,9 @@ from functools import partial
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 import schemas  # noqa: F401 - registers every schema with the registry
 from db.engine import make_engine
@@ -51,8 +55,10 @@ from db.projection import (
     project_ledger_events,
     project_order_events,
 )
-from db.repositories import dead_letters
+from db.repositories import dead_letters, notifications
 from db.repositories.dead_letters import NewDeadLetter
+from domain.disputes import DISPUTABLE
+from domain.orders import Direction
 from schemas.ledger import LedgerPosted
 from schemas.topics import LEDGER_EVENTS
 from stream_agents.batch_consumer import BatchConsumer, Polling, Step
@@ -165,8 +171,27 @@ def write_batch(
     """
     with engine.begin() as conn:
         counts = project_order_events(conn, orders) + project_ledger_events(conn, ledger)
+        hand_over_attached(conn, orders)
         dead_letters.record(conn, letters)
         return counts
+
+
+def hand_over_attached(conn: Connection, orders: Sequence[OrderItem]) -> None:
+    """A deposit that closes unpaid with a bank notification an operator attached to it while
+    it was open becomes a dispute's case, in the transaction that records the closing
+    (:func:`db.repositories.notifications.hand_over_closed`; ADR 0010 addendum)."""
+    closed = {
+        event.order.uid
+        for _, event in orders
+        if event.order.direction is Direction.DEPOSIT and event.order.status in DISPUTABLE
+    }
+    if not closed:
+        return
+    with Session(bind=conn) as session:
+        handed = notifications.hand_over_closed(session, closed)
+        session.flush()
+    if handed:
+        log.info("projector: %d attached notification(s) handed to disputes", len(handed))
 
 
 def write_items(engine: Engine, items: Sequence[Item]) -> ProjectionCounts:

@@ -9,27 +9,30 @@
 - :func:`dismiss` and :func:`attach`: an operator's resolution of an ``unmatched`` one,
   audited. Attaching records the order; the caller decides what follows (an open order is
   confirmed and approved like a suggestion; an expired or rejected one is a dispute's case,
-  which is settled elsewhere: ``attached_to_closed`` lists them).
+  opened at once and settled on the Disputes page).
+- :func:`hand_over_closed`: the projector's hand-over of a notification attached to a deposit
+  that was open then and has closed unpaid since: a dispute's case too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Card, CardPool, Notification, NotificationParse, Order
 from db.repositories import audit, disputes
 from db.repositories.errors import InvalidInput, NotFound
 from domain.bank_messages import Parsed
-from domain.disputes import DEFAULT_DEADLINE_S, DISPUTABLE, OpenedBy
+from domain.disputes import DEFAULT_DEADLINE_S, DISPUTABLE, DisputeExists, OpenedBy
 from schemas.notifications import NotificationSettled, Outcome
 from schemas.translation import from_epoch_ms
 
@@ -287,6 +290,48 @@ def evidence(session: Session, notification_id: uuid.UUID) -> dict[str, Any] | N
         "received_at": row.received_at,
         "device_id": row.device_id,
     }
+
+
+def hand_over_closed(
+    session: Session,
+    uids: Collection[uuid.UUID],
+    *,
+    dispute_deadline_s: float = DEFAULT_DEADLINE_S,
+) -> list[uuid.UUID]:
+    """Open a dispute for each notification an operator attached to one of the deposits
+    ``uids`` while it was open, and which has since closed unpaid (expired, rejected: the
+    confirmation came too late, or the deposit was rejected after all). The notification is
+    its evidence and the operator who attached it its opener, as :func:`attach` does for a
+    deposit already closed. Returns the notifications handed over.
+
+    Called by the projector in the transaction that records the closing, so it never raises
+    for a hand-over someone else made first (an operator attaching at the same moment): a
+    dispute the order has already is left as it is."""
+    if not uids:
+        return []
+    query = (
+        select(Notification.id, Notification.resolved_by, Order)
+        .join(Order, Order.uid == Notification.matched_uid)
+        .where(
+            Notification.outcome == "attached",
+            Notification.matched_uid.in_(list(uids)),
+            Order.direction == "deposit",
+            Order.status.in_([status.value for status in DISPUTABLE]),
+        )
+    )
+    handed: list[uuid.UUID] = []
+    for notification_id, actor, order in session.execute(query).all():
+        if disputes.dispute_of_order(session, order.uid) is not None:
+            continue
+        try:
+            with session.begin_nested():
+                _hand_to_disputes(
+                    session, notification_id, order, actor or "system", dispute_deadline_s
+                )
+        except (IntegrityError, DisputeExists):
+            continue  # opened meanwhile by another hand
+        handed.append(notification_id)
+    return handed
 
 
 def attached_to_closed(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -47,7 +47,10 @@ def approve_attached(who: auth.Who, uid: str, notice: str, status: str) -> None:
             if error.status == 401:
                 auth.forget("Your session expired. Please sign in again.")
                 st.rerun()
-            st.error(f"Attached, but order {uid} was not confirmed: {error.message}")
+            st.error(
+                f"Attached, but order {uid} was not confirmed: {error.message}. If it closes "
+                "unpaid, the notification becomes the evidence of a dispute on it."
+            )
             st.stop()
     decide(who, uid, "approve", f"bank notification {notice}", selection_key="nt_pick")
 

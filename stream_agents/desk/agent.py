@@ -16,9 +16,7 @@ acknowledged every write and send of it (:mod:`stream_agents.confirmed`), so a c
 redelivers the whole batch and every step in it is a repeat or a repair.
 
 The card configuration comes from the compacted ``config-cards`` topic into the global
-table ``cards``, so every worker knows every card whichever desks it serves. A worker takes
-no batch before it has read that table to its end (``caught_up``): most workers read it in
-the background while their commands already flow.
+table ``cards``, so every worker knows every card whichever desks it serves.
 
 Expiry: an index of the deadlines of the ``new`` orders in the table, kept as orders are
 written, rebuilt from the table when its recovery completes (after every rebalance, so it
@@ -177,16 +175,18 @@ def by_partition(events: Sequence[EventT[bytes]]) -> list[list[EventT[bytes]]]:
 def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
     """Declare the ``cards`` global table and its feeder, the ``desk`` table, the desk agent
     and the expiry timer."""
-    # partitions=1 and recovery_buffer_size=1: Faust's advice against a recovery loop of
-    # global tables with several workers (see faust.tables.globaltable).
+    # What app.GlobalTable passes, which a subclass has to pass itself: is_global, so that
+    # Faust's assignor gives the changelog to every worker, recovered before its streams
+    # flow and then followed as a standby; standby_buffer_size=1, so a change is applied
+    # as it comes. partitions=1 and recovery_buffer_size=1: Faust's advice against a
+    # recovery loop of global tables with several workers (faust.tables.globaltable).
     cards = ConfirmedGlobalTable(
         app,
         name="cards",
         key_type=str,
+        is_global=True,
         partitions=1,
         recovery_buffer_size=1,
-        # read as a standby on most workers: each record applied as it comes, so that
-        # ``caught_up`` never sees an offset whose record still waits in a buffer
         standby_buffer_size=1,
         beacon=app.tables.beacon,
     )
@@ -256,8 +256,6 @@ def install(app: faust.App, bus: Bus, settings: AgentSettings) -> None:
         take = cast(faust.Stream[bytes], stream).take_events
         batches = take(settings.desk_batch_max, within=settings.desk_batch_within_s)
         async for events in batches:
-            # no placement against a card list this worker has not read yet (after a start)
-            await cards.caught_up()
             started = time.perf_counter()
             sent = []
             for group in by_partition(events):

@@ -26,12 +26,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
 import stream_agents.batch_consumer as batch_consumer
 import stream_agents.projector as projector
+from db.crypto import SecretBox
 from db.models import Base
 from db.projection import OrderEventMessage, project_order_events
+from db.repositories import devices, notifications
+from domain.bank_messages import MessageKind, Parsed
 from schemas import orders
 from schemas.ledger import LedgerPosted, Leg, PostingKind
 from schemas.registry import decode, encode
@@ -581,3 +585,82 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write(data)
             await writer.drain()
     writer.close()
+
+
+# --- a bank notification attached to a deposit that then closes unpaid ------------------
+
+
+def _attach_credit(engine: Engine, uid: uuid.UUID, amount_minor: int) -> uuid.UUID:
+    """A bank credit on the card that no open order matched, attached by operator olga to
+    the deposit ``uid`` while it is still open."""
+    sessions = sessionmaker(engine)
+    with sessions.begin() as s:
+        devices.register_device(s, SecretBox.from_settings(), "phone-1", str(CARD), "test")
+        stored = notifications.store(
+            s,
+            notifications.NewNotification(
+                device_id="phone-1",
+                card_id=str(CARD),
+                device_notification_id=uuid.uuid4().hex,
+                text=f"Card *1234: credit RUB {amount_minor // 100}.00",
+                sender="Alfa-Bank",
+                received_at=datetime.now(UTC),
+                parsed=Parsed(
+                    template_id="alfa-credit-en",
+                    kind=MessageKind.CREDIT,
+                    amount_minor=amount_minor,
+                    currency="RUB",
+                ),
+            ),
+        )
+        s.execute(
+            text("UPDATE notifications SET outcome = 'unmatched' WHERE id = :id"),
+            {"id": stored.notification_id},
+        )
+    with sessions.begin() as s:
+        done = notifications.attach(s, stored.notification_id, uid, "olga")
+    assert done.order_status == "new"  # open: the console goes on to confirm and approve it
+    return stored.notification_id
+
+
+def _project(engine: Engine, *keys: tuple[uuid.UUID, int]) -> None:
+    items = [decode(encode(HISTORY[key], message_id=event_id(*key))) for key in keys]
+    projector.write_batch(engine, items, [])  # type: ignore[arg-type]
+
+
+def test_a_deposit_closing_unpaid_hands_its_attached_notification_to_disputes(
+    engine: Engine,
+) -> None:
+    """The confirmation came too late (the deposit expired meanwhile): the credit the
+    operator attached becomes the evidence of a dispute on it, once, whatever is replayed."""
+    _project(engine, (A, 1), (A, 2))
+    notice = _attach_credit(engine, A, 150_000)
+    assert rows(engine, "SELECT count(*) FROM disputes") == [(0,)]
+
+    HISTORY[(A, 9)] = orders.OrderExpired(order=snap(A, 9, S.EXPIRED, **CARD_FIELDS))
+    try:
+        _project(engine, (A, 9))
+        _project(engine, (A, 9), (A, 2))  # redelivered, with an older event: nothing new
+    finally:
+        del HISTORY[(A, 9)]
+
+    [(opened_by, evidence, status, comment)] = rows(
+        engine, "SELECT opened_by, notification_id, status, comment FROM disputes"
+    )
+    assert (opened_by, evidence, status) == ("operator", notice, "open")
+    assert "attached by olga" in comment
+    assert rows(engine, "SELECT status FROM orders") == [("expired",)]
+    assert rows(engine, "SELECT outcome FROM notifications") == [("attached",)]
+    [(actor,)] = rows(engine, "SELECT actor FROM audit_log WHERE action = 'dispute.open'")
+    assert actor == "olga"
+    assert rows(
+        engine, "SELECT count(*) FROM callback_deliveries WHERE event_type = 'dispute.opened'"
+    ) == [(1,)]
+
+
+def test_a_deposit_approved_after_the_attach_opens_no_dispute(engine: Engine) -> None:
+    _project(engine, (A, 1), (A, 2))
+    _attach_credit(engine, A, 150_000)
+    _project(engine, (A, 3), (A, 4))
+    assert rows(engine, "SELECT status FROM orders") == [("approved",)]
+    assert rows(engine, "SELECT count(*) FROM disputes") == [(0,)]

@@ -9,6 +9,8 @@ drives them: deposit lives straight into ``order-commands``.
   -9) instead of taking the id back; the newcomer serves.
 - A worker that never comes back: its partitions move to the other worker after the
   session timeout.
+- Three workers, more than the cards table's one partition and one replica: every worker
+  still knows every card (the table is global), so no desk declines for want of one.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from bench.soak import Soak, Worker
-from schemas.topics import ORDER_EVENTS
+from schemas.desks import pool_desk
+from schemas.topics import ORDER_COMMANDS, ORDER_EVENTS
 from stream_agents.membership import FENCED_EXIT
 
 pytestmark = pytest.mark.integration
@@ -148,3 +152,34 @@ async def test_a_slot_keeps_its_partitions_across_a_kill_a_twin_and_a_departure(
     assert unserved_s >= SESSION_TIMEOUT_S - 1
     assert generations(first)[-1] > settled
     assert (await soak.invariants())["problems"] == []
+
+
+async def test_every_worker_reads_every_card_however_many_share_the_group(
+    soak: Soak, clients: tuple[AIOKafkaProducer, AIOKafkaConsumer]
+):
+    """Three workers, one standby replica: a table of one partition lives on two of them at
+    most unless it is global. Each worker must recover the cards before its desks take a
+    command, so a life sent to every desk is placed on a card, never declined."""
+    producer, consumer = clients
+    soak.args.pools = 8
+    await soak.configure_cards(producer)
+    partitions = list(range(ORDER_COMMANDS.partitions))
+    desks_on = {
+        DefaultPartitioner()(pool_desk(p).encode(), partitions, partitions) for p in soak.pools
+    }
+    assert desks_on == set(partitions), "a partition without a desk would test nothing"
+    soak.workers = [Worker(i, soak.env(i), soak.args.workdir / f"worker-{i}.log") for i in range(3)]
+    for worker in soak.workers:
+        worker.start()
+    await ready(*soak.workers)
+    await asyncio.sleep(2)  # the group settled: every worker holds desks
+    assert len({generations(w)[-1] for w in soak.workers}) == 1
+    soak.answers.clear()
+    soak.probes = {"any": 0.0}  # keep the answers: created and declined alike
+    soak.approved.clear()
+    soak.rejected_at_open.clear()
+    for _ in range(3):
+        await served(soak, producer, consumer)
+    declined = [a for a in soak.answers if b'"order.declined"' in a]
+    assert declined == [], declined
+    assert soak.completed == 3 * len(soak.pools)
