@@ -474,6 +474,8 @@ class Soak:
                     if self.completed != before:
                         moved, before = now, self.completed
                     elif now - moved > 120:
+                        lag = await self.commands_lag()
+                        print("soak: committed / end of order-commands:", lag, flush=True)
                         raise SystemExit(f"soak: stuck at {progress}: lives lost or refused")
                     flight = self.sent - self.completed - self.declined
                     while flight < self.args.open and self.completed + flight < target:
