@@ -18,9 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from db.crypto import SecretBox
 from db.repositories import devices, notifications
-from domain.bank_messages import MessageKind, Parsed
 from stream_agents.card_projector import CardProjectorSettings, run_card_projector
 from tests.fixtures.console import Console, seed_history, sign_in
+from tests.fixtures.device import unmatched_credit
 from tests.fixtures.system import System, stop_quietly
 
 pytestmark = pytest.mark.integration
@@ -98,30 +98,7 @@ def test_the_template_editor_tries_saves_and_refuses(console_light: Console):
 
 def _unmatched(console: Console, card_id: str, amount_minor: int) -> uuid.UUID:
     with console.sessions.begin() as s:
-        if s.get(devices.Device, "phone-1") is None:  # type: ignore[attr-defined]
-            devices.register_device(s, SecretBox.from_settings(), "phone-1", card_id, "test")
-        stored = notifications.store(
-            s,
-            notifications.NewNotification(
-                device_id="phone-1",
-                card_id=card_id,
-                device_notification_id=uuid.uuid4().hex,
-                text=f"Card *4417: credit RUB {amount_minor // 100}.00. Balance: RUB 1.00",
-                sender="Alfa-Bank",
-                received_at=datetime.now(UTC),
-                parsed=Parsed(
-                    template_id="alfa-credit-en",
-                    kind=MessageKind.CREDIT,
-                    amount_minor=amount_minor,
-                    currency="RUB",
-                ),
-            ),
-        )
-    console.execute(
-        "UPDATE notifications SET outcome = 'unmatched', reason = 'no_open_order' WHERE id = :id",
-        id=stored.notification_id,
-    )
-    return stored.notification_id
+        return unmatched_credit(s, card_id, amount_minor)
 
 
 def test_an_unmatched_notification_is_dismissed_or_attached_to_an_expired_order(
@@ -161,7 +138,7 @@ def test_an_unmatched_notification_is_dismissed_or_attached_to_an_expired_order(
     dispute_id = console_light.sql("SELECT id FROM disputes")[0][0]
     at.button(key=f"open_dispute_{dispute_id}").click().run()
     assert not at.exception, at.exception
-    assert "Card *4417: credit RUB 300.00. Balance: RUB 1.00" in [t.value for t in at.text]
+    assert "Card *4417: credit RUB 300.00. Balance: RUB 24,210.44" in [t.value for t in at.text]
 
 
 def test_the_queue_alerts_an_opted_in_operator_to_a_credit_that_matched_no_order(

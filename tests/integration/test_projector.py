@@ -31,16 +31,15 @@ from sqlalchemy.pool import NullPool
 
 import stream_agents.batch_consumer as batch_consumer
 import stream_agents.projector as projector
-from db.crypto import SecretBox
 from db.models import Base
 from db.projection import OrderEventMessage, project_order_events
-from db.repositories import devices, notifications
-from domain.bank_messages import MessageKind, Parsed
+from db.repositories import notifications
 from schemas import orders
 from schemas.ledger import LedgerPosted, Leg, PostingKind
 from schemas.registry import decode, encode
 from schemas.topics import LEDGER_EVENTS, ORDER_EVENTS
 from stream_agents.projector import ProjectorHaltedError, ProjectorSettings, run_projector
+from tests.fixtures.device import unmatched_credit
 from tests.fixtures.kafka import DEADLINE_S, eventually, first_records
 from tests.fixtures.services import REPO_ROOT
 
@@ -595,32 +594,11 @@ def _attach_credit(engine: Engine, uid: uuid.UUID, amount_minor: int) -> uuid.UU
     the deposit ``uid`` while it is still open."""
     sessions = sessionmaker(engine)
     with sessions.begin() as s:
-        devices.register_device(s, SecretBox.from_settings(), "phone-1", str(CARD), "test")
-        stored = notifications.store(
-            s,
-            notifications.NewNotification(
-                device_id="phone-1",
-                card_id=str(CARD),
-                device_notification_id=uuid.uuid4().hex,
-                text=f"Card *1234: credit RUB {amount_minor // 100}.00",
-                sender="Alfa-Bank",
-                received_at=datetime.now(UTC),
-                parsed=Parsed(
-                    template_id="alfa-credit-en",
-                    kind=MessageKind.CREDIT,
-                    amount_minor=amount_minor,
-                    currency="RUB",
-                ),
-            ),
-        )
-        s.execute(
-            text("UPDATE notifications SET outcome = 'unmatched' WHERE id = :id"),
-            {"id": stored.notification_id},
-        )
+        notice = unmatched_credit(s, str(CARD), amount_minor)
     with sessions.begin() as s:
-        done = notifications.attach(s, stored.notification_id, uid, "olga")
+        done = notifications.attach(s, notice, uid, "olga")
     assert done.order_status == "new"  # open: the console goes on to confirm and approve it
-    return stored.notification_id
+    return notice
 
 
 def _project(engine: Engine, *keys: tuple[uuid.UUID, int]) -> None:
