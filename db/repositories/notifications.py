@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -256,9 +256,11 @@ def attach(
 
 def _hand_to_disputes(
     session: Session, notification_id: uuid.UUID, order: Order, actor: str, deadline_s: float
-) -> None:
+) -> bool:
+    """Open the dispute on ``order`` with the notification as its evidence, unless the order
+    has one already (then ``False``)."""
     if disputes.dispute_of_order(session, order.uid) is not None:
-        return
+        return False
     disputes.open_dispute(
         session,
         order_uid=order.uid,
@@ -270,6 +272,7 @@ def _hand_to_disputes(
         notification_id=notification_id,
         actor=actor,
     )
+    return True
 
 
 def attached_to(session: Session, notification_id: uuid.UUID, uid: uuid.UUID) -> bool:
@@ -309,43 +312,42 @@ def hand_over_closed(
     dispute the order has already is left as it is."""
     if not uids:
         return []
-    query = (
-        select(Notification.id, Notification.resolved_by, Order)
-        .join(Order, Order.uid == Notification.matched_uid)
-        .where(
-            Notification.outcome == "attached",
-            Notification.matched_uid.in_(list(uids)),
-            Order.direction == "deposit",
-            Order.status.in_([status.value for status in DISPUTABLE]),
-        )
+    query = _attached_to_closed().where(
+        Notification.matched_uid.in_(list(uids)),
+        Order.direction == "deposit",
+        Order.status.in_([status.value for status in DISPUTABLE]),
     )
     handed: list[uuid.UUID] = []
     for notification_id, actor, order in session.execute(query).all():
-        if disputes.dispute_of_order(session, order.uid) is not None:
-            continue
         try:
             with session.begin_nested():
-                _hand_to_disputes(
+                opened = _hand_to_disputes(
                     session, notification_id, order, actor or "system", dispute_deadline_s
                 )
         except (IntegrityError, DisputeExists):
             continue  # opened meanwhile by another hand
-        handed.append(notification_id)
+        if opened:
+            handed.append(notification_id)
     return handed
 
 
-def attached_to_closed(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Notifications an operator attached to an order no longer open (expired, rejected):
-    the hand-over to disputes, which settle them late (issue 14)."""
-    query = (
-        select(Notification.id, Order.uid)
+def _attached_to_closed() -> Select[uuid.UUID, str | None, Order]:
+    """Notifications an operator attached, with the order each names, once that order is
+    no longer open: their id, who attached them, the order."""
+    return (
+        select(Notification.id, Notification.resolved_by, Order)
         .join(Order, Order.uid == Notification.matched_uid)
         .where(
             Notification.outcome == "attached",
             Order.status.in_(("expired", "rejected", "failed", "cancelled")),
         )
     )
-    return [(nid, uid) for nid, uid in session.execute(query)]
+
+
+def attached_to_closed(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Notifications an operator attached to an order no longer open (expired, rejected):
+    the hand-over to disputes, which settle them late (issue 14)."""
+    return [(nid, order.uid) for nid, _, order in session.execute(_attached_to_closed())]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -174,12 +174,9 @@ async def test_every_worker_reads_every_card_however_many_share_the_group(
     await ready(*soak.workers)
     await asyncio.sleep(2)  # the group settled: every worker holds desks
     assert len({generations(w)[-1] for w in soak.workers}) == 1
-    soak.answers.clear()
-    soak.probes = {"any": 0.0}  # keep the answers: created and declined alike
     soak.approved.clear()
     soak.rejected_at_open.clear()
     for _ in range(3):
         await served(soak, producer, consumer)
-    declined = [a for a in soak.answers if b'"order.declined"' in a]
-    assert declined == [], declined
+    assert soak.rejected_at_open == set(), "declined: no card on the worker that served them"
     assert soak.completed == 3 * len(soak.pools)
