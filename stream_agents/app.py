@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import faust
 
+from schemas.topics import ORDER_COMMANDS
 from schemas.topology import ensure_topics
 from stream_agents import membership, rewind
 from stream_agents.bus import Bus
@@ -27,7 +28,8 @@ from telemetry.exposition import MetricsSettings
 def create_app(settings: AgentSettings | None = None) -> faust.App:
     """The agents' app for ``settings`` (from the environment if not given)."""
     settings = settings or AgentSettings()
-    rewind.install()  # a rebalance never skips records nobody committed yet
+    # a rebalance never skips records nobody committed yet, nor commits past dropped ones
+    rewind.install(settings.app_id, gapless=[settings.topic(ORDER_COMMANDS.name)])
     if settings.group_instance_id:
         membership.install()  # a replaced worker stops instead of taking its id back
     app = faust.App(

@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from faust.transport.drivers.aiokafka import Consumer as FaustKafkaConsumer
 
 from domain.cards import CardStatus
 from domain.orders import DeclineReason, Direction, OrderStatus
@@ -631,3 +632,56 @@ async def test_a_card_configuration_is_committed_only_after_the_cards_table_has_
         kafka_bootstrap, settings.app_id, sent, changelog, blocked.card_id, 1
     )
     assert early == []
+
+
+async def drop_next_command(monkeypatch: pytest.MonkeyPatch, topic: str) -> list[int]:
+    """The next record of ``topic`` that a fetch returns is dropped on its way to the
+    streams, the consumer's position already past it: what Faust's fetch loop does to a
+    batch around a rebalance (``stream_agents.rewind``). Returns once the fetches in flight
+    are over; the list of offsets dropped fills later."""
+    fetch = FaustKafkaConsumer._getmany
+    dropped: list[int] = []
+    armed = asyncio.Event()
+
+    async def dropping(self: FaustKafkaConsumer, **kwargs: Any) -> Any:
+        armed.set()
+        records = await fetch(self, **kwargs)
+        for tp, batch in records.items():
+            if tp.topic == topic and batch and not dropped:
+                dropped.append(batch[0].offset)
+                records[tp] = batch[1:]
+        return records
+
+    monkeypatch.setattr(FaustKafkaConsumer, "_getmany", dropping)
+    await asyncio.wait_for(armed.wait(), DEADLINE_S)  # a fetch started before would not drop
+    return dropped
+
+
+async def test_a_command_the_fetch_dropped_is_read_again_not_committed_past(
+    settings: AgentSettings,
+    pipeline: Pipeline,
+    agents: faust.App,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A record fetched and then dropped before the desk saw it leaves a hole in the offsets
+    the desk reads. Faust takes a hole for offsets that do not exist, and commits past it
+    with the next record; on ``order-commands`` it can only be a drop, so the partition is
+    read again from the hole (ADR 0005, addendum): both orders are served."""
+    await configure(pipeline, agents, card("pool-1"))
+    assert (await open_and_wait(pipeline, open_order(amount_minor=100_000))).status is (
+        OrderStatus.NEW
+    )
+    dropped = await drop_next_command(monkeypatch, pipeline.prefix + ORDER_COMMANDS.name)
+    lost, after = open_order(amount_minor=120_000), open_order(amount_minor=130_000)
+    await pipeline.command(lost)
+    await pipeline.command(after)
+
+    def settled(snap: w.OrderSnapshot) -> bool:
+        return snap.status is not OrderStatus.PENDING
+
+    [served] = await pipeline.wait(
+        ORDER_EVENTS.name, Message, of_order(lost.uid, settled), what="the dropped order"
+    )
+    await pipeline.wait(ORDER_EVENTS.name, Message, of_order(after.uid, settled), what="the next")
+    assert len(dropped) == 1  # the fetch did drop a command
+    assert served.order.status is OrderStatus.NEW
