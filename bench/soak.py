@@ -336,17 +336,15 @@ class Soak:
             await self.follow(consumer, 500)
         return round(worst, 2)
 
-    async def commands_lag(self) -> dict[int, tuple[int | None, int]]:
-        """The workers' group: committed offset and end of each ``order-commands`` partition
-        (a stall with both equal had its commands applied, its answers are what is missing)."""
-        topic = self.prefix + ORDER_COMMANDS.name
+    async def lag(self, topic: str, partitions: int) -> dict[int, tuple[int | None, int]]:
+        """The workers' group: committed offset and end of each partition of ``topic``."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.args.bootstrap)
         reader = AIOKafkaConsumer(bootstrap_servers=self.args.bootstrap)
         await admin.start()
         await reader.start()
         try:
             committed = await admin.list_consumer_group_offsets(self.app_id)
-            parts = [TopicPartition(topic, p) for p in range(ORDER_COMMANDS.partitions)]
+            parts = [TopicPartition(self.prefix + topic, p) for p in range(partitions)]
             ends = await reader.end_offsets(parts)
         finally:
             await reader.stop()
@@ -355,6 +353,25 @@ class Soak:
             tp.partition: (committed[tp].offset if tp in committed else None, ends[tp])
             for tp in parts
         }
+
+    async def commands_lag(self) -> dict[int, tuple[int | None, int]]:
+        """Committed offset and end of each ``order-commands`` partition (a stall with both
+        equal had its commands applied, its answers are what is missing)."""
+        return await self.lag(ORDER_COMMANDS.name, ORDER_COMMANDS.partitions)
+
+    async def cards_applied(self, timeout_s: float = 120) -> None:
+        """Wait until the workers have every card configured: the card agent commits a
+        ``config-cards`` record only once the cards table's changelog has it. A platform
+        configures its cards before it takes orders; lives sent earlier race the cards and
+        are declined for want of one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lag = await self.lag(CONFIG_CARDS.name, CONFIG_CARDS.partitions)
+            if all(committed == end for committed, end in lag.values()):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"soak: the cards were never applied: {lag}")
+            await asyncio.sleep(0.5)
 
     async def serve_times(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
@@ -457,6 +474,7 @@ class Soak:
             await self.configure_cards(producer)
             for worker in self.workers:
                 worker.start()
+            await self.cards_applied()
             checkpoints = sorted(int(c) for c in self.args.checkpoints.split(","))
             shown = moved = time.monotonic()
             before = 0

@@ -22,11 +22,14 @@ later record arrives, and then without the orders sent in between.
 ``auto_offset_reset = earliest`` starts a group that never committed. Changelog
 partitions are left to Faust's recovery, which positions them itself.
 
-A drop can also come *after* that seek, with no seek behind it: a fetch answered across
-the end of recovery, or a batch cut short. Faust then sees the next record of the
-partition beyond the one it read last, takes the hole for offsets that do not exist (as in
-a compacted or transactional topic), and acknowledges them with the record: the group
-commits past commands that were never applied. On a topic of the ``delete`` policy that no
+A hole can also open *after* that seek, with no seek behind it. The seek runs in the
+recovery's task while the fetch loop may still be delivering a batch fetched before it: it
+resets the loop's last-read offset to the commit, and the batch's next record then lies
+beyond it (records dropped after the seek do the same). Faust takes the hole for offsets
+that do not exist (as in a compacted or transactional topic) and acknowledges them with the
+record: the group commits past commands that were never applied, among them those the
+streams skipped while the rebalance had flow control off, which the seek was there to
+bring back. On a topic of the ``delete`` policy that no
 producer writes in transactions (``order-commands``) offsets have no holes, so a hole is
 always a drop. :func:`install` with ``gapless`` topics makes the fetch loop check each
 record against :class:`ReadPositions`, the next offset each of their partitions must

@@ -145,6 +145,20 @@ async def test_the_record_at_the_commit_dropped_right_after_the_seek_is_a_hole()
     assert consumer.seeks == [{P0: 127}]
 
 
+async def test_the_rest_of_a_batch_after_the_recovery_s_seek_is_read_again_from_the_commit():
+    """What a soak caught: 114-128 delivered, the streams skipping 127 and 128 while flow
+    control was off; the seek at the end of recovery (to the commit, 114) comes while the
+    fetch loop still delivers the batch fetched before it, whose next record is 129."""
+    consumer = FakeFaustConsumer()
+    sought(consumer, P0, 114)
+    assert len(await delivered(consumer, *[(P0, o) for o in range(114, 129)])) == 15
+
+    sought(consumer, P0, 114)  # the recovery's seek, from its own task
+    assert await delivered(consumer, (P0, 129), (P0, 130)) == []
+
+    assert consumer.seeks == [{P0: 114}]  # 127 and 128 come again
+
+
 async def test_records_read_twice_pass_on_for_faust_to_drop():
     consumer = FakeFaustConsumer()
     sought(consumer, P0, 126)
