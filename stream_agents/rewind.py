@@ -185,14 +185,10 @@ def install(app_id: str = "", gapless: Collection[str] = ()) -> None:
 
     getmany, perform_seek, seek = Consumer.getmany, Consumer.perform_seek, Consumer.seek
 
-    async def checked_getmany(
-        self: Consumer,
-        timeout: float,  # noqa: ASYNC109 (Faust's signature)
-    ) -> AsyncIterator[tuple[TP, Message]]:
+    def checked_getmany(self: Consumer, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         records = getmany(self, timeout)
         gapless = _GAPLESS.get(self.app.conf.id)
-        async for tp, message in _fill_holes(self, records, gapless) if gapless else records:
-            yield tp, message
+        return _fill_holes(self, records, gapless) if gapless else records  # no extra hop
 
     async def tracked_perform_seek(self: Consumer) -> None:
         await perform_seek(self)
