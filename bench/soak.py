@@ -40,6 +40,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from domain.cards import CardStatus
 from domain.orders import Direction
@@ -366,8 +367,11 @@ class Soak:
         are declined for want of one."""
         deadline = time.monotonic() + timeout_s
         while True:
-            lag = await self.lag(CONFIG_CARDS.name, CONFIG_CARDS.partitions)
-            if all(committed == end for committed, end in lag.values()):
+            try:
+                lag = await self.lag(CONFIG_CARDS.name, CONFIG_CARDS.partitions)
+            except GroupCoordinatorNotAvailableError:  # a new broker creates it on first use
+                lag = {}
+            if lag and all(committed == end for committed, end in lag.values()):
                 return
             if time.monotonic() > deadline:
                 raise SystemExit(f"soak: the cards were never applied: {lag}")
@@ -412,6 +416,25 @@ class Soak:
             return None
         return sum(f.stat().st_size for d in dirs for f in d.glob("*.log"))
 
+    async def compacted_bytes(self, producer: AIOKafkaProducer) -> int | None:
+        """The changelog's bytes once the cleaner has had every segment: a segment rolls
+        only when a record is appended after ``segment.ms``, so the last writes (the retention's
+        tombstones) would otherwise stay in an active segment the cleaner never touches, and
+        the figure would measure the timing of the last write. A tombstone for a key the desk
+        never writes is appended to each partition (nothing reads it but a restore, which
+        drops it), then the bytes are read until the cleaner (15 s back-off) leaves them
+        unchanged."""
+        await asyncio.sleep(self.args.segment_s + 1)
+        topic = changelog_topic(self.app_id, DESK_TABLE)
+        for partition in range(ORDER_COMMANDS.partitions):
+            await producer.send_and_wait(topic, None, key=b'"soak/roll"', partition=partition)
+        sizes = [self.changelog_bytes()]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (len(sizes) > 12 and len(set(sizes[-8:])) == 1):
+            await asyncio.sleep(2.5)
+            sizes.append(self.changelog_bytes())
+        return sizes[-1]
+
     async def checkpoint(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
     ) -> dict[str, Any]:
@@ -428,7 +451,7 @@ class Soak:
             if time.monotonic() > deadline + 120:
                 break  # reported as it stands: idle_table_entries shows what stayed
             await self.follow(consumer, 500)
-        live["changelog_bytes"] = self.changelog_bytes()
+        live["changelog_bytes"] = await self.compacted_bytes(producer)
         live["idle_table_entries"] = [wk.table_entries() for wk in self.workers]
         live |= await self.serve_times(producer, consumer)
         live["restore_s"] = self.workers[-1].restore_s()
@@ -548,7 +571,12 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="after a replacement is ready, before the next kill",
     )
-    parser.add_argument("--standby", type=int, default=1, help="table standby replicas")
+    parser.add_argument(
+        "--standby",
+        type=int,
+        default=AgentSettings().table_standby_replicas,
+        help="table standby replicas (the setting's default)",
+    )
     parser.add_argument(
         "--log-dir",
         default=os.environ.get("KEEPER_KAFKA_DATA_DIR", str(ROOT / ".local/kafka/data")),

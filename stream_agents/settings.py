@@ -51,10 +51,11 @@ class AgentSettings(BaseSettings):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
-    #: Workers that keep a warm copy of each desk partition besides its owner (Faust's
-    #: default, 1; ADR 0008). 0 halves the memory and changelog reads; a failover then
-    #: restores the partition from its (bounded) changelog.
-    table_standby_replicas: int = Field(1, ge=0, le=3)
+    #: Workers that keep a copy of each desk partition besides its owner (ADR 0008). None by
+    #: default: with the in-memory store a promoted copy is read again from the changelog's
+    #: start like a cold one, so it saves no restore time, and a copy costs memory and
+    #: reads. (The ``cards`` global table is on every worker whatever this says.)
+    table_standby_replicas: int = Field(0, ge=0, le=3)
     #: Kafka's default is 5 min; a shorter age lets a worker notice new topics sooner.
     metadata_max_age_ms: int = Field(300_000, gt=0)
     topic_replication_factor: int = Field(1, ge=1)
