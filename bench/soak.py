@@ -428,12 +428,17 @@ class Soak:
         topic = changelog_topic(self.app_id, DESK_TABLE)
         for partition in range(ORDER_COMMANDS.partitions):
             await producer.send_and_wait(topic, None, key=b'"soak/roll"', partition=partition)
-        sizes = [self.changelog_bytes()]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (len(sizes) > 12 and len(set(sizes[-8:])) == 1):
+        size, started = self.changelog_bytes(), time.monotonic()
+        unchanged_since = started
+        while time.monotonic() - started < 120:  # two back-offs at least, then 20 s still
             await asyncio.sleep(2.5)
-            sizes.append(self.changelog_bytes())
-        return sizes[-1]
+            now, last = time.monotonic(), size
+            size = self.changelog_bytes()
+            if size != last:
+                unchanged_since = now
+            elif now - started >= 30 and now - unchanged_since >= 20:
+                break
+        return size
 
     async def checkpoint(
         self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer
